@@ -1,0 +1,160 @@
+"""Upstream archives: where they are published, finding them, downloading and verifying them.
+
+An `Archive` is one published file (name, official URL, SHA-256, and the top folder it extracts
+to). `locate` returns a readable `Tree` for it:
+
+- with `--data-dir DIR` (`dl_manager.manual_dir`): the archive as published (`DIR/**/<name>`) or
+  its extracted tree (`DIR/**/<folder>/`); no network;
+- otherwise the official URL through the `datasets` DownloadManager (cached between runs).
+
+A published file is checked against its SHA-256: a mismatch is an error naming the file and both
+hashes, or a warning with `--no-verify`. Archives are read in place, never extracted, and members
+whose path would escape the archive (`..`, absolute paths, symlinks) are refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from .errors import BuildError, check_or_warn, warn
+
+
+@dataclass(frozen=True)
+class Archive:
+    name: str  # file name as published, e.g. "training_nuclei.zip"
+    url: str  # official direct download URL ("" where none is known)
+    sha256: str | None  # as published or recorded by a trusted third party; None where unknown
+    folder: str  # the folder the archive extracts to, e.g. "training_nuclei"
+    manual: str = ""  # where to download by hand when `url` fails or is unknown
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _safe_member(name: str, container: str) -> str:
+    path = PurePosixPath(name.replace("\\", "/"))
+    if path.is_absolute() or ".." in path.parts or (path.parts and path.parts[0].endswith(":")):
+        raise BuildError(f"{container}: member {name!r} has a path outside the archive; refusing to read it")
+    return str(path)
+
+
+class Tree:
+    """Read-only view of the files of a zip archive or an extracted folder, by relative POSIX path."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = str(path)
+        self.label = os.path.basename(self.path.rstrip("/")) or self.path
+        self._zip = None
+        self.is_dir = os.path.isdir(self.path)
+        if self.is_dir:
+            self.files = sorted(
+                Path(root, f).relative_to(self.path).as_posix()
+                for root, _, names in os.walk(self.path)
+                for f in names
+            )
+        else:
+            self.files = sorted(self._open_zip().keys())
+
+    def _open_zip(self) -> dict:
+        if self._zip is None:
+            try:
+                archive = zipfile.ZipFile(self.path)
+            except (zipfile.BadZipFile, OSError) as exc:
+                raise BuildError(f"{self.label}: not a readable zip archive ({exc})") from exc
+            members = {}
+            for info in archive.infolist():
+                if info.is_dir():
+                    continue
+                if stat.S_ISLNK(info.external_attr >> 16):
+                    raise BuildError(f"{self.label}: member {info.filename!r} is a symbolic link; refusing to read it")
+                members[_safe_member(info.filename, self.label)] = info
+            self._zip = (archive, members)
+        return self._zip[1]
+
+    def read(self, name: str) -> bytes:
+        if self.is_dir:
+            with open(os.path.join(self.path, name), "rb") as handle:
+                return handle.read()
+        members = self._open_zip()
+        try:
+            return self._zip[0].read(members[name])
+        except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
+            raise BuildError(f"{self.label}: cannot read member {name!r} ({exc})") from exc
+
+    def __getstate__(self):  # picklable for --num-proc: workers reopen the zip
+        return {**self.__dict__, "_zip": None}
+
+    def where(self, name: str) -> str:
+        return os.path.join(self.path, name) if self.is_dir else f"{self.label}:{name}"
+
+
+def _search(root: str, name: str, want_dir: bool) -> str | None:
+    for current, dirs, files in sorted(os.walk(root)):
+        dirs.sort()
+        if want_dir and name in dirs:
+            return os.path.join(current, name)
+        if not want_dir and name in files:
+            return os.path.join(current, name)
+    return None
+
+
+def verify_checksum(path: str, archive: Archive, verify: bool) -> str:
+    """SHA-256 of `path` against the recorded one; returns the actual hash."""
+    actual = sha256_of(path)
+    if archive.sha256 is None:
+        warn(f"{archive.name}: no published SHA-256 to check against; sha256 of this copy is {actual}")
+    else:
+        check_or_warn(
+            actual == archive.sha256,
+            f"{archive.name}: checksum mismatch: expected sha256 {archive.sha256}, got {actual}",
+            verify,
+        )
+    return actual
+
+
+def locate(dl_manager, archive: Archive, verify: bool = True) -> Tree:
+    """A `Tree` over `archive`, from `--data-dir` if given, else downloaded from its official URL."""
+    data_dir = getattr(dl_manager, "manual_dir", None)
+    if data_dir:
+        data_dir = os.path.abspath(os.path.expanduser(data_dir))
+        if not os.path.isdir(data_dir):
+            raise BuildError(f"--data-dir {data_dir}: no such folder")
+        found = _search(data_dir, archive.name, want_dir=False)
+        if found:
+            verify_checksum(found, archive, verify)
+            return Tree(found)
+        folder = _search(data_dir, archive.folder, want_dir=True)
+        if folder:
+            return Tree(folder)  # an extracted tree has no published checksum to compare
+        raise BuildError(
+            f"--data-dir {data_dir}: neither {archive.name} nor an extracted {archive.folder}/ folder was found"
+            + (f"; download it from {archive.url or archive.manual}" if (archive.url or archive.manual) else "")
+        )
+    if not archive.url:
+        raise BuildError(
+            f"{archive.name}: no direct download URL is known. Download it by hand from {archive.manual} "
+            f"and pass the folder that holds it with --data-dir"
+        )
+    try:
+        path = dl_manager.download(archive.url)
+    except Exception as exc:
+        raise BuildError(
+            f"{archive.name}: download from {archive.url} failed ({type(exc).__name__}: {exc}). "
+            f"Download it by hand from {archive.manual or archive.url} and pass its folder with --data-dir"
+        ) from exc
+    try:
+        verify_checksum(path, archive, verify)
+    except BuildError:
+        os.remove(path)  # never keep a corrupt download in the cache: a re-run fetches it again
+        raise
+    return Tree(path)

@@ -1,0 +1,102 @@
+"""The generic base every source builder subclasses.
+
+A source module starts with its metadata constants (homepage, licence, citation, archives with
+SHA-256, official counts, known quirks as `NOTES`) and defines a short subclass of
+`SegmentationBuilder` that sets them as class attributes and implements `_split_generators` and
+`_generate_examples`. The base provides `_info` (core schema + the source's extra fields), the
+`verify` config flag (off with `--no-verify`), Parquet row groups bounded in bytes, and `row`,
+which assembles one example from the published image bytes and a label image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import datasets
+import numpy as np
+
+from . import masks, schema
+
+VERSION = "1.0.0"
+MAX_ROW_GROUP_BYTES = 100_000_000  # the Hub viewer scans at most 300 MB per request
+
+
+@dataclass
+class SourceConfig(datasets.BuilderConfig):
+    verify: bool = True  # checksum and official-count mismatches are errors (warnings when False)
+
+
+@dataclass(frozen=True)
+class OfficialCounts:
+    """Published split sizes: images exactly, objects exactly unless `objects_approximate`."""
+
+    splits: dict  # split -> (images, objects or None)
+    objects_approximate: bool = False
+
+
+class SegmentationBuilder(datasets.GeneratorBasedBuilder):
+    BUILDER_CONFIG_CLASS = SourceConfig
+    VERSION = datasets.Version(VERSION)
+
+    # Metadata every source sets (validated by tests/test_registry.py).
+    SOURCE_ID: str = ""  # CLI id, e.g. "aitslab-bioimaging1"
+    REPO_NAME: str = ""  # Hub repo name
+    PRETTY_NAME: str = ""
+    DESCRIPTION: str = ""
+    HOMEPAGE: str = ""
+    LICENSE: str = ""  # Hub licence id (SPDX lower-case) or "other"
+    LICENSE_NAME: str = ""  # for LICENSE == "other"
+    LICENSE_LINK: str = ""
+    CITATION: str = ""  # BibTeX
+    ARCHIVES: dict = {}  # split or config key -> archives.Archive
+    OFFICIAL_COUNTS: dict = {}  # config name -> OfficialCounts
+    NOTES: tuple = ()  # known upstream quirks and how the builder handles them
+    EXTRA_COLUMNS: dict = {}  # source columns after the core ones
+    EXTRA_OBJECT_FIELDS: dict = {}  # source object fields after the core ones
+    BYTES_PER_EXAMPLE: int = 4_000_000  # upper estimate of one row, uncompressed, for row-group sizing
+    TAGS: tuple = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.DEFAULT_WRITER_BATCH_SIZE = max(1, MAX_ROW_GROUP_BYTES // cls.BYTES_PER_EXAMPLE)
+
+    @classmethod
+    def features(cls) -> datasets.Features:
+        return schema.features(cls.EXTRA_COLUMNS, cls.EXTRA_OBJECT_FIELDS)
+
+    @classmethod
+    def config_names(cls) -> list[str]:
+        """Config names, default first."""
+        names = [c.name for c in cls.BUILDER_CONFIGS]
+        default = cls.DEFAULT_CONFIG_NAME or names[0]
+        return [default] + [n for n in names if n != default]
+
+    def _info(self) -> datasets.DatasetInfo:
+        return datasets.DatasetInfo(
+            description=self.DESCRIPTION,
+            features=self.features(),
+            homepage=self.HOMEPAGE,
+            license=self.LICENSE,
+            citation=self.CITATION,
+        )
+
+    @property
+    def verify(self) -> bool:
+        return self.config.verify
+
+    @staticmethod
+    def row(image_id: str, image_bytes: bytes, image_name: str, image, labels: np.ndarray | None, **extra) -> dict:
+        """One example: the published image bytes, the label image as a 16-bit PNG, its objects and a preview.
+
+        `image` is the decoded image (for the preview); `labels` a label image with ids 1..N (every id
+        present), or None for an unlabelled image.
+        """
+        stem = image_name.rsplit("/", 1)[-1]
+        return {
+            "image_id": image_id,
+            "image": {"bytes": image_bytes, "path": stem},
+            "instance_mask": None if labels is None else {"bytes": masks.png16(labels), "path": f"{image_id}_mask.png"},
+            "objects": [] if labels is None else masks.objects_from_labels(labels),
+            "preview": {"bytes": masks.preview_jpeg(image, labels), "path": f"{image_id}_preview.jpg"},
+            **extra,
+        }

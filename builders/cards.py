@@ -1,0 +1,211 @@
+"""Dataset cards: README.md (YAML metadata + body) and `assets/preview.png`, from a builder's metadata.
+
+The prose (what the data is, how it was made) comes from `dataset_cards/<repo name>.md`; everything
+else is generated: licence, configs (default first, `default: true`), `dataset_info` with the
+builder's features and the split sizes of the staged shards, counts beside the official ones,
+the schema, the known quirks (`NOTES`), provenance (archives with SHA-256, builder version) and
+the citation.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+from datasets.info import DatasetInfosDict
+from huggingface_hub import DatasetCard, DatasetCardData
+from PIL import Image as PILImage
+
+from .base import VERSION
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "dataset_cards"
+PREVIEW_TILE = 256
+PREVIEW_TILES = 6
+
+CORE_DOCS = {
+    "image_id": "upstream file stem; one id always names the same image bytes",
+    "image": "the upstream image bytes as published, never re-encoded",
+    "instance_mask": "16-bit PNG (PIL mode `I;16`) of the image size: 0 = background, k = `objects[k-1]`",
+    "objects": "one record per object, in instance-id order",
+    "preview": "small RGB JPEG of the image with coloured instance outlines, for the viewer",
+    "objects.instance_id": "k for `objects[k-1]`: the value of this object in `instance_mask`",
+    "objects.bbox": "`[x_min, y_min, width, height]` in pixels (COCO) of the object's mask pixels",
+    "objects.area": "pixel count of this id in `instance_mask`",
+    "objects.polygon": "outer boundary as `[x, y]` points in pixels (pixel-edge coordinates, as `bbox`)",
+}
+
+
+def size_category(n: int) -> str:
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if n < limit:
+            return name
+    return "1M<n<10M"
+
+
+def feature_text(feature) -> str:
+    text = repr(feature)
+    return text if len(text) <= 60 else type(feature).__name__ + "(...)"
+
+
+def schema_rows(builder_cls) -> list[str]:
+    features = builder_cls.features()
+    docs = {**CORE_DOCS, **getattr(builder_cls, "COLUMN_DOCS", {})}
+    rows = []
+    for name, feature in features.items():
+        rows.append(f"| `{name}` | `{feature_text(feature)}` | {docs.get(name, '')} |")
+        if name == "objects":
+            for field, sub in feature.feature.items():
+                rows.append(f"| `objects[].{field}` | `{feature_text(sub)}` | {docs.get('objects.' + field, '')} |")
+    return rows
+
+
+def counts_rows(builder_cls, results) -> list[str]:
+    rows = []
+    for result in results:
+        official = builder_cls.OFFICIAL_COUNTS.get(result.name)
+        for split, (images, objects) in result.counts.items():
+            off_images, off_objects = official.splits.get(split, (None, None)) if official else (None, None)
+            approx = "~" if official and official.objects_approximate and off_objects is not None else ""
+            rows.append(
+                f"| {result.name} | {split} | {images:,} | {off_images if off_images is not None else '–'} "
+                f"| {objects:,} | {approx}{off_objects if off_objects is not None else '–'} |"
+            )
+    return rows
+
+
+def quick_start(builder_cls, results) -> str:
+    default = results[0]
+    split = next(iter(default.counts))
+    config = "" if default.name == "default" else f', "{default.name}"'
+    return f"""```python
+import numpy as np
+from datasets import load_dataset
+
+ds = load_dataset("ORG/{builder_cls.REPO_NAME}"{config}, split="{split}")
+row = ds[0]
+mask = np.array(row["instance_mask"])          # uint16, 0 = background, k = row["objects"][k-1]
+for obj in row["objects"]:
+    binary = mask == obj["instance_id"]         # one object's pixels
+    x, y, w, h = obj["bbox"]
+
+# streaming, without downloading everything first
+stream = load_dataset("ORG/{builder_cls.REPO_NAME}"{config}, split="{split}", streaming=True)
+first = next(iter(stream))
+```"""
+
+
+def card_metadata(builder_cls, results) -> DatasetCardData:
+    total = sum(images for r in results for images, _ in r.counts.values())
+    license_fields = {"license": builder_cls.LICENSE}
+    if builder_cls.LICENSE == "other":
+        license_fields.update(license_name=builder_cls.LICENSE_NAME, license_link=builder_cls.LICENSE_LINK)
+    data = DatasetCardData(
+        **license_fields,
+        pretty_name=builder_cls.PRETTY_NAME,
+        task_categories=["image-segmentation", "object-detection"],
+        task_ids=["instance-segmentation"],
+        size_categories=[size_category(total)],
+        tags=["biology", "microscopy", "cell-segmentation", *builder_cls.TAGS],
+    )
+    infos = DatasetInfosDict({r.name: r.info for r in results})
+    infos.to_dataset_card_data(data)
+    data["configs"] = [
+        {"config_name": r.name, "data_files": r.data_files, **({"default": True} if i == 0 else {})}
+        for i, r in enumerate(results)
+    ]
+    return data
+
+
+def card_body(builder_cls, results) -> str:
+    template = TEMPLATES / f"{builder_cls.REPO_NAME}.md"
+    prose = template.read_text(encoding="utf-8").strip() if template.exists() else builder_cls.DESCRIPTION
+    archives = "\n".join(
+        f"| `{a.name}` | {a.url or a.manual} | `{a.sha256 or 'not published'}` |" for a in builder_cls.ARCHIVES.values()
+    )
+    notes = "\n".join(f"- {note}" for note in builder_cls.NOTES)
+    license_line = f"[{builder_cls.LICENSE_NAME}]({builder_cls.LICENSE_LINK})" if builder_cls.LICENSE_LINK else builder_cls.LICENSE_NAME
+    return f"""# {builder_cls.PRETTY_NAME}
+
+![Preview: images with coloured instance outlines](assets/preview.png)
+
+{prose}
+
+## Quick start
+
+{quick_start(builder_cls, results)}
+
+## Configurations and splits
+
+| config | split | images | official images | objects | official objects |
+|---|---|---|---|---|---|
+{chr(10).join(counts_rows(builder_cls, results))}
+
+`~` marks an approximate official count. The first config is the default.
+
+## Schema
+
+| column | feature | meaning |
+|---|---|---|
+{chr(10).join(schema_rows(builder_cls))}
+
+## Known quirks and how they are handled
+
+{notes}
+
+## Provenance
+
+Built by `builders/{builder_cls.__module__.rsplit('.', 1)[-1]}.py` version {VERSION} from the upstream archives exactly as published
+({builder_cls.HOMEPAGE}):
+
+| archive | URL | SHA-256 |
+|---|---|---|
+{archives}
+
+## Licence
+
+{license_line} (`{builder_cls.LICENSE}`). Cite the authors when you use the data.
+
+## Citation
+
+```bibtex
+{builder_cls.CITATION.strip()}
+```
+"""
+
+
+def preview_figure(repo_dir: str, result) -> bytes | None:
+    """A grid of the first previews of the default config's first split, as PNG bytes."""
+    split = next(iter(result.counts), None)
+    shards = sorted(glob.glob(os.path.join(repo_dir, result.folder, f"{split}-*.parquet")))
+    if not shards:
+        return None
+    table = pq.ParquetFile(shards[0]).read_row_group(0, columns=["preview"]).slice(0, PREVIEW_TILES)
+    tiles = []
+    for cell in table.column("preview").to_pylist():
+        tile = PILImage.open(io.BytesIO(cell["bytes"])).convert("RGB")
+        tile.thumbnail((PREVIEW_TILE, PREVIEW_TILE))
+        canvas = PILImage.new("RGB", (PREVIEW_TILE, PREVIEW_TILE))
+        canvas.paste(tile, ((PREVIEW_TILE - tile.width) // 2, (PREVIEW_TILE - tile.height) // 2))
+        tiles.append(np.asarray(canvas))
+    if not tiles:
+        return None
+    columns = min(3, len(tiles))
+    tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % columns)
+    grid = np.vstack([np.hstack(tiles[i:i + columns]) for i in range(0, len(tiles), columns)])
+    buffer = io.BytesIO()
+    PILImage.fromarray(grid).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_card(builder_cls, results, repo_dir: str) -> None:
+    metadata = card_metadata(builder_cls, results)
+    card = DatasetCard(f"---\n{metadata.to_yaml()}\n---\n\n{card_body(builder_cls, results)}")
+    card.save(os.path.join(repo_dir, "README.md"))
+    figure = preview_figure(repo_dir, results[0])
+    if figure:
+        os.makedirs(os.path.join(repo_dir, "assets"), exist_ok=True)
+        Path(repo_dir, "assets", "preview.png").write_bytes(figure)

@@ -1,0 +1,69 @@
+"""The row schema shared by every source (DESIGN.md section 3): one definition, imported by every builder.
+
+Core columns: `image_id`, `image`, `instance_mask`, `objects`, `preview`; each object record starts
+with `instance_id`, `bbox`, `area`, `polygon`. Sources append their own columns and object fields
+after the core ones with `features(...)`; `core_view(...)` drops them again so that any built
+source concatenates with any other.
+"""
+
+from __future__ import annotations
+
+import datasets
+import pyarrow as pa
+
+CORE_COLUMNS = ("image_id", "image", "instance_mask", "objects", "preview")
+CORE_OBJECT_FIELDS = {
+    "instance_id": datasets.Value("int32"),
+    "bbox": datasets.List(datasets.Value("float32"), length=4),
+    "area": datasets.Value("int32"),
+    "polygon": datasets.List(datasets.List(datasets.Value("float32"), length=2)),
+}
+
+
+def features(extra_columns: dict | None = None, extra_object_fields: dict | None = None) -> datasets.Features:
+    """The core features, followed by a source's own columns and object fields (in the given order)."""
+    extra_columns = dict(extra_columns or {})
+    extra_object_fields = dict(extra_object_fields or {})
+    clash = (set(extra_columns) & set(CORE_COLUMNS)) | (set(extra_object_fields) & set(CORE_OBJECT_FIELDS))
+    if clash:
+        raise ValueError(f"a source may not redefine core fields: {sorted(clash)}")
+    columns = {
+        "image_id": datasets.Value("string"),
+        "image": datasets.Image(),
+        "instance_mask": datasets.Image(),
+        "objects": datasets.List({**CORE_OBJECT_FIELDS, **extra_object_fields}),
+        "preview": datasets.Image(),
+    }
+    return datasets.Features({**columns, **extra_columns})
+
+
+CORE_FEATURES = features()
+
+
+def _core_objects(batch: pa.Table) -> dict:
+    objects = batch.column("objects").combine_chunks()
+    structs = objects.values
+    core = pa.StructArray.from_arrays(
+        [structs.field(name) for name in CORE_OBJECT_FIELDS], names=list(CORE_OBJECT_FIELDS)
+    )
+    return {"objects": pa.ListArray.from_arrays(objects.offsets, core, mask=objects.is_null())}
+
+
+def core_view(dataset):
+    """The core columns of a built source, with only the core object fields.
+
+    Works on `Dataset`, `DatasetDict`, `IterableDataset` and `IterableDatasetDict`; the result of any
+    two sources concatenates with `datasets.concatenate_datasets`.
+    """
+    if isinstance(dataset, (datasets.DatasetDict, datasets.IterableDatasetDict)):
+        return type(dataset)({split: core_view(ds) for split, ds in dataset.items()})
+    dataset = dataset.select_columns(list(CORE_COLUMNS))
+    if isinstance(dataset, datasets.IterableDataset):
+        names = list(CORE_OBJECT_FIELDS)
+        return dataset.map(
+            lambda objects: {"objects": [{k: o[k] for k in names} for o in objects]},
+            input_columns="objects",
+            features=CORE_FEATURES,
+        )
+    # Arrow-level projection: no image is decoded or re-encoded.
+    return dataset.with_format("arrow").map(_core_objects, batched=True, features=CORE_FEATURES).with_format(None)

@@ -1,0 +1,155 @@
+"""Staging: build a source into a scratch folder, then put a complete Hub repo folder in place.
+
+`build(builder_cls, out, ...)` runs the builder's `download_and_prepare` to Parquet for each
+config inside `<out>/.<repo>.partial-*`, moves the shards into the Hub layout
+`<folder>/<split>-NNNNN-of-NNNNN.parquet` (`data/` for a config named `default`, else the config
+name), verifies the official counts, writes the card and the preview figure, checks the row
+groups, and only then replaces `<out>/<repo>` by the finished folder. On any error the scratch
+folder is removed: `<out>/<repo>` is either the previous complete version or the new one.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+import pyarrow.parquet as pq
+from datasets.download import DownloadConfig
+
+from . import cards
+from .base import MAX_ROW_GROUP_BYTES
+from .errors import BuildError, check_or_warn, warn
+
+HARD_ROW_GROUP_LIMIT = 300_000_000  # the viewer's scan limit per request
+
+
+@dataclass
+class ConfigResult:
+    name: str
+    folder: str
+    info: datasets.DatasetInfo
+    data_files: list  # [{"split": ..., "path": ...}]
+    counts: dict = field(default_factory=dict)  # split -> (images, objects)
+
+
+def downloads_cache() -> str:
+    """Where downloaded upstream archives are kept between builds (the `datasets` downloads cache)."""
+    return os.path.join(datasets.config.HF_DATASETS_CACHE, "downloads")
+
+
+def config_folder(config_name: str) -> str:
+    return "data" if config_name == "default" else config_name
+
+
+def shard_counts(paths: list[str]) -> tuple[int, int]:
+    """(rows, objects) over Parquet shards, from the `objects` column only."""
+    rows = objects = 0
+    for path in paths:
+        table = pq.read_table(path, columns=["objects"])
+        rows += table.num_rows
+        objects += sum(len(v) for v in table.column("objects").to_pylist())
+    return rows, objects
+
+
+def check_row_groups(paths: list[str]) -> None:
+    for path in paths:
+        metadata = pq.ParquetFile(path).metadata
+        for i in range(metadata.num_row_groups):
+            size = metadata.row_group(i).total_byte_size
+            if size > HARD_ROW_GROUP_LIMIT:
+                raise BuildError(f"{path}: row group {i} holds {size:,} bytes, above the viewer's 300 MB scan limit")
+            if size > MAX_ROW_GROUP_BYTES * 1.5:
+                warn(f"{path}: row group {i} holds {size:,} bytes (target {MAX_ROW_GROUP_BYTES:,})")
+
+
+def verify_counts(builder_cls, result: ConfigResult, verify: bool) -> None:
+    official = builder_cls.OFFICIAL_COUNTS.get(result.name)
+    if official is None:
+        return
+    for split, (images, objects) in official.splits.items():
+        got_images, got_objects = result.counts.get(split, (0, 0))
+        check_or_warn(
+            got_images == images,
+            f"{builder_cls.SOURCE_ID} {result.name}/{split}: {got_images} images, the official count is {images}",
+            verify,
+        )
+        if objects is not None and got_objects != objects:
+            message = f"{builder_cls.SOURCE_ID} {result.name}/{split}: {got_objects} objects, the official count is {objects}"
+            if official.objects_approximate:
+                warn(message + " (approximate: published from an earlier copy of the labels)")
+            else:
+                check_or_warn(False, message, verify)
+
+
+def _prepare_config(builder_cls, config_name, scratch, repo_dir, data_dir, num_proc, verify) -> ConfigResult:
+    builder = builder_cls(
+        config_name=config_name,
+        cache_dir=os.path.join(scratch, "cache"),
+        dataset_name=builder_cls.REPO_NAME.replace("-", "_"),
+        data_dir=data_dir,
+        verify=verify,
+    )
+    build_dir = os.path.join(scratch, "build", config_name)
+    builder.download_and_prepare(
+        build_dir,
+        file_format="parquet",
+        num_proc=num_proc if num_proc and num_proc > 1 else None,
+        download_config=DownloadConfig(cache_dir=downloads_cache()),
+        download_mode="force_redownload",
+    )
+    folder = config_folder(config_name)
+    result = ConfigResult(config_name, folder, builder.info.copy(), [])
+    for split in builder.info.splits:
+        shards = sorted(glob.glob(os.path.join(build_dir, f"{builder.dataset_name}-{split}*.parquet")))
+        targets = []
+        for i, source in enumerate(shards):
+            target = os.path.join(repo_dir, folder, f"{split}-{i:05d}-of-{len(shards):05d}.parquet")
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.move(source, target)
+            targets.append(target)
+        check_row_groups(targets)
+        result.counts[split] = shard_counts(targets)
+        result.data_files.append({"split": split, "path": f"{folder}/{split}-*"})
+    result.info.config_name = config_name
+    result.info.download_size = sum(os.path.getsize(p) for p in glob.glob(os.path.join(repo_dir, folder, "*.parquet")))
+    result.info.dataset_size = sum(s.num_bytes for s in result.info.splits.values())
+    result.info.size_in_bytes = None
+    result.info.download_checksums = None
+    return result
+
+
+def build(builder_cls, out="hub", data_dir=None, configs=None, num_proc=None, verify=True) -> Path:
+    """Build `builder_cls` into `<out>/<repo name>` and return that path."""
+    names = builder_cls.config_names()
+    unknown = set(configs or []) - set(names)
+    if unknown:
+        raise BuildError(f"{builder_cls.SOURCE_ID}: no config named {sorted(unknown)}; configs are {names}")
+    configs = [c for c in names if c in set(configs)] if configs else names
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    final = out / builder_cls.REPO_NAME
+    for stale in out.glob(f".{builder_cls.REPO_NAME}.partial-*"):  # left by a killed build
+        shutil.rmtree(stale, ignore_errors=True)
+    scratch = tempfile.mkdtemp(prefix=f".{builder_cls.REPO_NAME}.partial-", dir=out)
+    try:
+        repo_dir = os.path.join(scratch, "repo")
+        os.makedirs(repo_dir)
+        results = [_prepare_config(builder_cls, c, scratch, repo_dir, data_dir, num_proc, verify) for c in configs]
+        for result in results:
+            verify_counts(builder_cls, result, verify)
+        cards.write_card(builder_cls, results, repo_dir)
+        old = None
+        if final.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{builder_cls.REPO_NAME}.partial-old-", dir=out))
+            os.replace(final, old / "repo")
+        os.replace(repo_dir, final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return final
