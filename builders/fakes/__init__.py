@@ -38,3 +38,11 @@ def write_zip(path: str | Path, members: dict[str, bytes]) -> Path:
             info.external_attr = 0o644 << 16
             archive.writestr(info, members[name])
     return path
+
+
+def write_demo_archives(source_id: str, out_dir) -> dict:
+    """Fake archives of `source_id` for the demo, from `builders/fakes/<source id with _>.py`."""
+    import importlib
+
+    module = importlib.import_module(f"{__name__}.{source_id.replace('-', '_')}")
+    return module.write_archives(out_dir, **getattr(module, "DEMO_OPTIONS", {}))

@@ -83,3 +83,4 @@ def write_archives(out_dir, counts=None, size: int = 128, layout: str = "images"
         result["archives"][split] = write_zip(Path(out_dir) / archive.name, members)
         result["objects"][split] = objects
     return result
+DEMO_OPTIONS = {"size": 256}

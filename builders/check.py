@@ -1,0 +1,183 @@
+"""`upload.py check DIR`: validate a staged Hub repo folder offline, as the loader and viewer would see it.
+
+Errors: no README or no YAML; no `configs`; a `data_files` pattern matching nothing; split sizes
+in `dataset_info` that differ from the Parquet row counts; README features that differ from the
+features embedded in the Parquet files; a row group above the viewer's 300 MB scan limit; a file
+without page index; an image cell Pillow cannot decode or save as JPEG/PNG; builder leftovers
+(`LICENSE`, `dataset_info.json`, a `.py` script); a config that does not load or stream.
+Warnings: row groups above about 100 MB; a split above 5 GB.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+import datasets
+import pyarrow.parquet as pq
+from datasets.info import DatasetInfosDict
+from huggingface_hub import DatasetCard
+from PIL import Image as PILImage
+
+from .base import MAX_ROW_GROUP_BYTES
+from .staging import HARD_ROW_GROUP_LIMIT
+
+SPLIT_WARN_BYTES = 5_000_000_000
+
+
+@dataclass
+class Report:
+    errors: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+    checked: list = field(default_factory=list)  # (config, split, rows)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def _patterns(entry) -> list[str]:
+    path = entry["path"]
+    return [path] if isinstance(path, str) else list(path)
+
+
+def split_files(repo: str, entry) -> list[str]:
+    files = set()
+    for pattern in _patterns(entry):
+        files.update(glob.glob(os.path.join(repo, pattern)))
+    return sorted(files)
+
+
+def parquet_features(path: str) -> datasets.Features | None:
+    metadata = pq.read_schema(path).metadata or {}
+    if b"huggingface" not in metadata:
+        return None
+    return datasets.Features.from_dict(json.loads(metadata[b"huggingface"])["info"]["features"])
+
+
+def _check_file(path: str, report: Report) -> None:
+    parquet = pq.ParquetFile(path)
+    metadata = parquet.metadata
+    for i in range(metadata.num_row_groups):
+        group = metadata.row_group(i)
+        if group.total_byte_size > HARD_ROW_GROUP_LIMIT:
+            report.errors.append(f"{path}: row group {i} is {group.total_byte_size:,} bytes (viewer limit 300 MB)")
+        elif group.total_byte_size > MAX_ROW_GROUP_BYTES * 1.5:
+            report.warnings.append(f"{path}: row group {i} is {group.total_byte_size:,} bytes (target about 100 MB)")
+        if group.num_columns and not group.column(0).has_offset_index:
+            report.errors.append(f"{path}: row group {i} has no page (offset) index")
+    if metadata.num_row_groups == 0 or metadata.num_rows == 0:
+        return
+    features = parquet_features(path) or {}
+    image_columns = [name for name, feature in features.items() if isinstance(feature, datasets.Image)]
+    first = parquet.read_row_group(0, columns=image_columns).slice(0, 2) if image_columns else None
+    for name in image_columns:
+        for cell in first.column(name).to_pylist():
+            if cell is None:
+                continue
+            try:
+                image = PILImage.open(io.BytesIO(cell["bytes"]))
+                image.load()
+            except Exception as exc:
+                report.errors.append(f"{path}: column {name}: first rows do not decode ({exc})")
+                break
+            if not _viewer_can_save(image):
+                report.errors.append(f"{path}: column {name}: image mode {image.mode} cannot be written as JPEG or PNG")
+
+
+def _viewer_can_save(image) -> bool:
+    for fmt in ("JPEG", "PNG"):
+        try:
+            image.save(io.BytesIO(), format=fmt)
+            return True
+        except Exception:
+            continue
+    return False
+
+
+def check_repo(repo: str, load: bool = True) -> Report:
+    """Validate the staged repo folder `repo`; with `load`, also load and stream every config."""
+    report = Report()
+    readme = os.path.join(repo, "README.md")
+    if not os.path.isfile(readme):
+        report.errors.append(f"{repo}: no README.md")
+        return report
+    try:
+        card = DatasetCard.load(readme)
+    except Exception as exc:
+        report.errors.append(f"{readme}: the card does not parse ({exc})")
+        return report
+    data = card.data.to_dict()
+    configs = data.get("configs")
+    if not configs:
+        report.errors.append(f"{readme}: no `configs` in the YAML metadata")
+        return report
+    for leftover in ("LICENSE", "dataset_info.json"):
+        if os.path.exists(os.path.join(repo, leftover)):
+            report.errors.append(f"{repo}: builder leftover {leftover} must not be uploaded")
+    for script in glob.glob(os.path.join(repo, "*.py")):
+        report.errors.append(f"{script}: a script in the repo root makes load_dataset refuse the repo")
+    defaults = [c["config_name"] for c in configs if c.get("default")]
+    first = configs[0]["config_name"]
+    if defaults and defaults != [first]:
+        report.errors.append(f"{readme}: the default config must be listed first and be the only one marked default")
+    if not defaults and len(configs) > 1 and first != "default":
+        report.errors.append(f"{readme}: several configs but none marked `default: true`")
+    try:
+        infos = DatasetInfosDict.from_dataset_card_data(card.data)
+    except Exception as exc:
+        report.errors.append(f"{readme}: `dataset_info` does not parse ({exc})")
+        return report
+
+    checked_files = set()
+    for config in configs:
+        name = config["config_name"]
+        info = infos.get(name)
+        if info is None:
+            report.errors.append(f"{readme}: config {name} has no `dataset_info` entry")
+            continue
+        for entry in config.get("data_files", []):
+            split = entry["split"]
+            files = split_files(repo, entry)
+            if not files:
+                report.errors.append(f"{readme}: config {name} split {split}: {entry['path']} matches no file")
+                continue
+            rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+            declared = info.splits[split].num_examples if info.splits and split in info.splits else None
+            if declared != rows:
+                report.errors.append(
+                    f"{readme}: config {name} split {split}: the card says {declared} examples, the Parquet files hold {rows}"
+                )
+            size = sum(pq.ParquetFile(f).metadata.row_group(i).total_byte_size
+                       for f in files for i in range(pq.ParquetFile(f).metadata.num_row_groups))
+            if size > SPLIT_WARN_BYTES:
+                report.warnings.append(f"config {name} split {split}: {size:,} bytes; viewer search/statistics cover the first 5 GB")
+            for path in files:
+                embedded = parquet_features(path)
+                if embedded is not None and info.features is not None and embedded != info.features:
+                    report.errors.append(f"{path}: embedded features differ from the card's `dataset_info` of config {name}")
+                if path not in checked_files:
+                    checked_files.add(path)
+                    _check_file(path, report)
+            report.checked.append((name, split, rows))
+        if load and not report.errors:
+            _check_loads(repo, name, report)
+    return report
+
+
+def _check_loads(repo: str, config: str, report: Report) -> None:
+    with tempfile.TemporaryDirectory(prefix="check-cache-") as cache:
+        try:
+            loaded = datasets.load_dataset(repo, config, cache_dir=cache)
+            for split, ds in loaded.items():
+                if len(ds) == 0:
+                    continue
+                stream = datasets.load_dataset(repo, config, split=split, streaming=True)
+                if next(iter(stream))["image_id"] != ds[0]["image_id"]:
+                    report.errors.append(f"config {config} split {split}: streaming yields a different first row")
+        except Exception as exc:
+            report.errors.append(f"config {config}: load_dataset fails ({type(exc).__name__}: {exc})")

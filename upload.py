@@ -1,0 +1,202 @@
+#!/usr/bin/env python
+"""Build, check and list the microscopy segmentation datasets published on the Hugging Face Hub.
+
+Commands:
+  build SOURCE [SOURCE ...] | --all   parse the upstream archives into a staged Hub repo folder
+  check DIR                           validate a staged repo folder offline (loads every config)
+  list                                sources, configs, licences and upstream URLs
+  demo                                offline: fake upstream archives -> build -> check, for every source
+
+Exit codes: 0 success, 1 a failure the message explains, 2 bad command-line usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+EPILOG = """examples:
+  python upload.py list
+  python upload.py build aitslab-bioimaging1                  # download from Zenodo, verify, build into hub/
+  python upload.py build --all --data-dir ~/downloads         # archives (or extracted trees) already on disk
+  python upload.py check hub/aitslab-bioimaging1
+  python upload.py demo                                       # offline, into demo/
+"""
+
+
+def _registry():
+    from builders import REGISTRY
+
+    return REGISTRY
+
+
+def _setup_logging() -> None:
+    import datasets
+
+    datasets.logging.set_verbosity_error()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("warning: %(message)s"))
+    log = logging.getLogger("builders")
+    log.handlers[:] = [handler]
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
+def _shown(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+def _build(sources, args) -> list[Path]:
+    from builders import staging
+
+    built = []
+    for source in sources:
+        print(f"Building {source} ...", file=sys.stderr)
+        path = staging.build(
+            _registry()[source], out=args.out, data_dir=args.data_dir, configs=args.config,
+            num_proc=args.num_proc, verify=not args.no_verify,
+        )
+        print(f"Staged {source} in {_shown(path)}")
+        built.append(path)
+    return built
+
+
+def _print_report(path, report) -> None:
+    for config, split, rows in report.checked:
+        print(f"  {config}/{split}: {rows} rows")
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for error in report.errors:
+        print(f"error: {error}", file=sys.stderr)
+    print(f"{_shown(path)}: {'OK' if report.ok else f'{len(report.errors)} problem(s)'}")
+
+
+def cmd_build(args) -> int:
+    sources = list(_registry()) if args.all else args.sources
+    _build(sources, args)
+    return 0
+
+
+def cmd_check(args) -> int:
+    from builders.check import check_repo
+
+    path = Path(args.dir)
+    report = check_repo(str(path))
+    _print_report(path, report)
+    return 0 if report.ok else 1
+
+
+def cmd_list(args) -> int:
+    for source, cls in _registry().items():
+        print(f"{source}  (Hub repo: {cls.REPO_NAME})")
+        print(f"  {cls.PRETTY_NAME}")
+        print(f"  configs: {', '.join(cls.config_names())} (default first)")
+        license_text = cls.LICENSE if cls.LICENSE != "other" else f"other: {cls.LICENSE_NAME}"
+        print(f"  licence: {license_text}  {cls.LICENSE_LINK}")
+        print(f"  homepage: {cls.HOMEPAGE}")
+        for archive in cls.ARCHIVES.values():
+            print(f"  archive: {archive.name}  {archive.url or '(download by hand: ' + archive.manual + ')'}")
+            print(f"           sha256 {archive.sha256 or 'not published'}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from builders import fakes
+    from builders.check import check_repo
+
+    out = Path(args.out)
+    args.data_dir, args.config, args.num_proc, args.no_verify = None, None, None, True
+    failed = 0
+    # Fake archives never match the official checksums and counts: those warnings are expected here.
+    logging.getLogger("builders").setLevel(logging.ERROR)
+    print("Demo: fake archives, so checksum and official-count checks are off (--no-verify).")
+    for source in _registry():
+        upstream = out / "upstream" / source
+        fakes.write_demo_archives(source, upstream)
+        print(f"Wrote fake {source} archives in the upstream layout to {_shown(upstream)}")
+        args.data_dir, args.out = str(upstream), str(out / "hub")
+        (path,) = _build([source], args)
+        report = check_repo(str(path))
+        _print_report(path, report)
+        failed += not report.ok
+        config, split, _ = report.checked[0] if report.checked else ("default", "train", 0)
+        print(
+            "\nLoad it with:\n"
+            "  from datasets import load_dataset\n"
+            f"  ds = load_dataset({_shown(path)!r}, {config!r})\n"
+            f"  row = ds[{split!r}][0]   # image, instance_mask (16-bit PNG), objects, preview\n"
+        )
+    return 1 if failed else 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="upload.py", description=__doc__.split("\n\n")[0], epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    build = commands.add_parser("build", help="build staged Hub repo folders from the upstream archives",
+                                description="Parse upstream archives into <out>/<repo>: Parquet shards, README card, preview.")
+    build.add_argument("sources", nargs="*", metavar="SOURCE", help="source ids (see `list`)")
+    build.add_argument("--all", action="store_true", help="build every source")
+    build.add_argument("--config", action="append", metavar="NAME", help="build only this config (repeatable)")
+    build.add_argument("--data-dir", metavar="DIR",
+                       help="folder with the archives as published (or their extracted trees); no download")
+    build.add_argument("--out", default="hub", metavar="DIR", help="where staged repos go (default: hub/)")
+    build.add_argument("--num-proc", type=int, default=None, metavar="N", help="build with N processes")
+    build.add_argument("--no-verify", action="store_true",
+                       help="turn checksum, pairing and official-count mismatches into warnings")
+    build.set_defaults(run=cmd_build)
+
+    check = commands.add_parser("check", help="validate a staged repo folder offline",
+                                description="Check card YAML, split counts, features, row groups, decoding, loading and streaming.")
+    check.add_argument("dir", metavar="DIR", help="a staged repo folder, e.g. hub/aitslab-bioimaging1")
+    check.set_defaults(run=cmd_check)
+
+    listing = commands.add_parser("list", help="show sources, configs, licences and upstream URLs")
+    listing.set_defaults(run=cmd_list)
+
+    demo = commands.add_parser("demo", help="offline demo: fake archives -> build -> check for every source",
+                               description="Write small fake archives in the exact upstream layouts, build and check them.")
+    demo.add_argument("--out", default="demo", metavar="DIR", help="demo folder (default: demo/)")
+    demo.set_defaults(run=cmd_demo)
+    return top
+
+
+def main(argv=None) -> int:
+    top = parser()
+    args = top.parse_args(argv)
+    if args.command == "build":
+        if args.all == bool(args.sources):
+            top.error("build: name one or more SOURCEs, or --all")
+        unknown = [s for s in args.sources if s not in _registry()]
+        if unknown:
+            top.error(f"build: unknown source(s) {', '.join(unknown)}; known: {', '.join(_registry())}")
+        if args.num_proc is not None and args.num_proc < 1:
+            top.error("build: --num-proc must be at least 1")
+    _setup_logging()
+    from builders.errors import find_build_error
+
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing was left half-written", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        cause = find_build_error(exc)
+        if cause is not None:
+            print(f"error: {cause}", file=sys.stderr)
+        else:
+            print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
