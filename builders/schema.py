@@ -40,13 +40,13 @@ def features(extra_columns: dict | None = None, extra_object_fields: dict | None
 CORE_FEATURES = features()
 
 
-def _core_objects(batch: pa.Table) -> dict:
+def _core_objects(batch: pa.Table) -> pa.Table:
     objects = batch.column("objects").combine_chunks()
     structs = objects.values
     core = pa.StructArray.from_arrays(
         [structs.field(name) for name in CORE_OBJECT_FIELDS], names=list(CORE_OBJECT_FIELDS)
     )
-    return {"objects": pa.ListArray.from_arrays(objects.offsets, core, mask=objects.is_null())}
+    return pa.table({"objects": pa.ListArray.from_arrays(objects.offsets, core, mask=objects.is_null())})
 
 
 def core_view(dataset):

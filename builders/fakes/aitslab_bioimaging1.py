@@ -15,6 +15,7 @@ import numpy as np
 from ..aitslab_bioimaging1 import ARCHIVES
 from . import png_bytes, write_zip
 
+DEMO_OPTIONS = {"size": 256}  # larger images make a nicer demo preview
 WELLS = ("B14", "D13", "F24", "G07", "A02", "K22", "P08", "C09")
 
 
@@ -59,22 +60,28 @@ def image_for(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(signal + rng.normal(0, 12, signal.shape), 0, 255).astype(np.uint8)
 
 
-def write_archives(out_dir, counts=None, size: int = 128, layout: str = "images", seed: int = 0, empty_image: bool = True) -> dict:
+def write_archives(out_dir, counts=None, size: int = 128, layout: str = "images", seed: int = 0,
+                   empty_image: bool = True, stems: dict | None = None) -> dict:
     """Write `training_nuclei.zip`, `development_nuclei.zip`, `test_nuclei.zip` into `out_dir`.
 
-    `counts`: images per split (default 3 / 2 / 2). With `empty_image`, the first test image has
-    an all-black annotation (a labelled image without objects). Returns
+    `counts`: images per split (default 3 / 2 / 2), or `stems`: the file stems per split. With
+    `empty_image`, the first test image has an all-black annotation (a labelled image without
+    objects). Returns
     `{"archives": {split: path}, "objects": {split: {stem: n}}}`.
     """
     if layout not in ("images", "images/png"):
         raise ValueError("layout is 'images' or 'images/png'")
     counts = counts or {"train": 3, "validation": 2, "test": 2}
+    if stems is None:
+        stems = {
+            split: [f"MFGTMPcx7_17070{i}090001_{WELLS[n % len(WELLS)]}f{n:02d}d0" for n in range(counts.get(split, 0))]
+            for i, split in enumerate(ARCHIVES)
+        }
     rng = np.random.default_rng(seed)
     result = {"archives": {}, "objects": {}}
-    for split_index, (split, archive) in enumerate(ARCHIVES.items()):
+    for split, archive in ARCHIVES.items():
         members, objects = {f"{archive.folder}/readme.md": b"Fake archive for tests.\n"}, {}
-        for n in range(counts.get(split, 0)):
-            stem = f"MFGTMPcx7_17070{split_index}090001_{WELLS[n % len(WELLS)]}f{n:02d}d0"
+        for n, stem in enumerate(stems.get(split, [])):
             rgb, objects[stem] = annotation(rng, size, empty=empty_image and split == "test" and n == 0)
             members[f"{archive.folder}/{layout}/{stem}.png"] = png_bytes(image_for(rgb, rng))
             members[f"{archive.folder}/annotations/{stem}_objects.png"] = png_bytes(rgb)
@@ -83,4 +90,3 @@ def write_archives(out_dir, counts=None, size: int = 128, layout: str = "images"
         result["archives"][split] = write_zip(Path(out_dir) / archive.name, members)
         result["objects"][split] = objects
     return result
-DEMO_OPTIONS = {"size": 256}

@@ -1,0 +1,89 @@
+"""The core schema, `core_view`, and the metadata constants every registered builder carries."""
+
+import re
+
+import datasets
+import numpy as np
+import pytest
+
+from builders import REGISTRY, core_view, schema
+from builders.archives import Archive
+from builders.base import OfficialCounts, SegmentationBuilder
+from builders.cards import TEMPLATES
+from builders.masks import png16
+
+HUB_LICENSES = {"cc-by-4.0", "cc-by-sa-4.0", "cc0-1.0", "mit", "other"}
+
+
+def test_core_features_are_exactly_the_design():
+    f = schema.CORE_FEATURES
+    assert list(f) == ["image_id", "image", "instance_mask", "objects", "preview"]
+    assert f["image_id"] == datasets.Value("string")
+    assert f["image"] == f["instance_mask"] == f["preview"] == datasets.Image()
+    assert isinstance(f["objects"], datasets.List)
+    assert f["objects"].feature == {
+        "instance_id": datasets.Value("int32"),
+        "bbox": datasets.List(datasets.Value("float32"), length=4),
+        "area": datasets.Value("int32"),
+        "polygon": datasets.List(datasets.List(datasets.Value("float32"), length=2)),
+    }
+
+
+def test_sources_append_fields_but_cannot_redefine_core_ones():
+    f = schema.features({"plate": datasets.Value("string")}, {"label": datasets.ClassLabel(names=["a"])})
+    assert list(f)[-1] == "plate" and list(f["objects"].feature)[-1] == "label"
+    with pytest.raises(ValueError, match="image"):
+        schema.features({"image": datasets.Value("string")})
+    with pytest.raises(ValueError, match="area"):
+        schema.features(extra_object_fields={"area": datasets.Value("float32")})
+
+
+def _tiny(extra_columns, extra_fields, extra_values, field_values):
+    features = schema.features(extra_columns, extra_fields)
+    obj = {"instance_id": 1, "bbox": [0.0, 0.0, 1.0, 1.0], "area": 1, "polygon": [[0.0, 0.0], [1.0, 1.0]], **field_values}
+    png = {"bytes": png16(np.ones((2, 2), dtype=np.uint16)), "path": "x.png"}
+    row = {"image_id": "a", "image": png, "instance_mask": png, "objects": [obj], "preview": png, **extra_values}
+    return datasets.Dataset.from_list([row, {**row, "image_id": "b", "objects": []}], features=features)
+
+
+def test_core_view_of_two_sources_concatenates():
+    a = _tiny({"plate": datasets.Value("string")}, {}, {"plate": "p"}, {})
+    b = _tiny({"cell_line": datasets.ClassLabel(names=["HepG2", "Huh7"])},
+              {"label": datasets.ClassLabel(names=["x", "y"])}, {"cell_line": 1}, {"label": 1})
+    joined = datasets.concatenate_datasets([core_view(a), core_view(b)])
+    assert joined.features == schema.CORE_FEATURES
+    assert len(joined) == 4 and joined[2]["objects"][0]["bbox"] == [0.0, 0.0, 1.0, 1.0]
+    assert joined[1]["objects"] == []
+    streamed = core_view(b.to_iterable_dataset())
+    assert list(next(iter(streamed))["objects"][0]) == list(schema.CORE_OBJECT_FIELDS)
+
+
+@pytest.mark.parametrize("source", sorted(REGISTRY))
+def test_registered_builder_metadata_is_complete(source):
+    cls = REGISTRY[source]
+    assert issubclass(cls, SegmentationBuilder) and cls.SOURCE_ID == source
+    assert re.fullmatch(r"[a-z0-9][a-z0-9-]*", cls.REPO_NAME)
+    assert cls.PRETTY_NAME and cls.DESCRIPTION and cls.HOMEPAGE.startswith("https://")
+    assert cls.LICENSE in HUB_LICENSES
+    if cls.LICENSE == "other":
+        assert cls.LICENSE_NAME and cls.LICENSE_LINK.startswith("https://")
+    assert cls.CITATION.lstrip().startswith("@") and cls.CITATION.count("{") == cls.CITATION.count("}")
+    assert cls.ARCHIVES and all(isinstance(a, Archive) for a in cls.ARCHIVES.values())
+    for archive in cls.ARCHIVES.values():
+        assert archive.url.startswith("https://") or archive.manual.startswith("https://")
+        assert archive.sha256 is None or re.fullmatch(r"[0-9a-f]{64}", archive.sha256)
+    assert set(cls.OFFICIAL_COUNTS) <= set(cls.config_names())
+    assert all(isinstance(c, OfficialCounts) for c in cls.OFFICIAL_COUNTS.values())
+    assert cls.NOTES and all(len(note) > 20 for note in cls.NOTES)
+    assert (TEMPLATES / f"{cls.REPO_NAME}.md").is_file()
+    features = cls.features()
+    assert {k: features[k] for k in schema.CORE_COLUMNS} == dict(schema.CORE_FEATURES)
+    for name in schema.CORE_OBJECT_FIELDS:
+        assert features["objects"].feature[name] == schema.CORE_OBJECT_FIELDS[name]
+    assert 1 <= cls.DEFAULT_WRITER_BATCH_SIZE * cls.BYTES_PER_EXAMPLE <= 100_000_000 or cls.DEFAULT_WRITER_BATCH_SIZE == 1
+
+
+def test_aitslab_extra_columns_are_the_designed_ones():
+    features = REGISTRY["aitslab-bioimaging1"].features()
+    assert list(features)[5:] == ["plate", "well", "field"]
+    assert all(features[c] == datasets.Value("string") for c in ("plate", "well", "field"))
