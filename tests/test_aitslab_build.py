@@ -1,0 +1,196 @@
+"""Aitslab-bioimaging1 built from fake archives in the exact Zenodo layout."""
+
+import dataclasses
+import io
+import logging
+import os
+import zipfile
+
+import numpy as np
+import pytest
+from datasets import Image, load_dataset
+from PIL import Image as PILImage
+
+from builders import staging
+from builders.aitslab_bioimaging1 import ARCHIVES, AitslabBioimaging1
+from builders.archives import sha256_of
+from builders.errors import BuildError, find_build_error
+from builders.fakes import aitslab_bioimaging1 as fake
+from builders.fakes import png_bytes, write_zip
+
+SPLITS = ("train", "validation", "test")
+
+
+def build(upstream, out, **kwargs):
+    return staging.build(AitslabBioimaging1, out=out, data_dir=upstream, **{"verify": False, **kwargs})
+
+
+def tree_bytes(folder):
+    return {
+        os.path.relpath(os.path.join(root, f), folder): open(os.path.join(root, f), "rb").read()
+        for root, _, files in os.walk(folder) for f in files
+    }
+
+
+def check_split(staged, split, manifest):
+    """Rows, features, masks, objects, previews and image bytes of one split against the archive."""
+    ds = load_dataset(str(staged), split=split)
+    raw = ds.cast_column("image", Image(decode=False))
+    assert ds.features == AitslabBioimaging1.features()
+    expected = manifest["objects"][split]
+    assert ds["image_id"] == sorted(expected)
+    archive = zipfile.ZipFile(manifest["archives"][split])
+    for i, row in enumerate(ds):
+        stem = row["image_id"]
+        member = next(n for n in archive.namelist() if n.endswith(f"/{stem}.png") and "/annotations/" not in n)
+        assert raw[i]["image"]["bytes"] == archive.read(member)  # bytes as published
+        mask = np.asarray(row["instance_mask"])
+        assert row["instance_mask"].mode == "I;16" and mask.dtype == np.uint16
+        assert mask.shape == (row["image"].height, row["image"].width)
+        assert len(row["objects"]) == expected[stem] == mask.max()
+        assert sorted(np.unique(mask)[1:].tolist()) == list(range(1, len(row["objects"]) + 1))
+        annotation = f"{member.split('/')[0]}/annotations/{stem}_objects.png"
+        colours = np.asarray(PILImage.open(io.BytesIO(archive.read(annotation))))
+        for k, obj in enumerate(row["objects"], start=1):
+            assert obj["instance_id"] == k
+            ys, xs = np.nonzero(mask == k)
+            assert obj["area"] == len(xs)
+            assert obj["bbox"] == [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]
+            assert len(np.unique(colours[ys, xs].reshape(-1, 3), axis=0)) == 1  # one colour per id
+            assert len(obj["polygon"]) >= 4
+        assert row["preview"].mode == "RGB" and row["preview"].format == "JPEG"
+        assert row["preview"].width <= row["image"].width
+        assert row["plate"] == stem[:22] and row["well"] == stem.split("_")[2][:3]
+    return ds
+
+
+@pytest.mark.parametrize("layout", ["images", "images/png"])
+def test_fake_archives_build_and_load(tmp_path, layout):
+    manifest = fake.write_archives(tmp_path / "upstream", layout=layout)
+    if layout == "images/png":
+        assert any(n.endswith(".C01") for n in zipfile.ZipFile(manifest["archives"]["train"]).namelist())
+    staged = build(tmp_path / "upstream", tmp_path / "hub")
+    assert staged == (tmp_path / "hub" / "aitslab-bioimaging1").resolve()
+    files = sorted(str(p.relative_to(staged)) for p in staged.rglob("*") if p.is_file())
+    assert files == ["README.md", "assets/preview.png"] + [f"data/{s}-00000-of-00001.parquet" for s in ("test", "train", "validation")]
+    assert not list((tmp_path / "hub").glob(".*"))  # no scratch left behind
+    seen = set()
+    for split in SPLITS:
+        ids = set(check_split(staged, split, manifest)["image_id"])
+        assert not ids & seen  # no example in two splits
+        seen |= ids
+    empty = load_dataset(str(staged), split="test")[0]  # the fake's first test image has no objects
+    assert empty["objects"] == [] and np.asarray(empty["instance_mask"]).max() == 0
+
+
+def test_streaming_yields_the_same_first_rows(aitslab_staged):
+    for split in SPLITS:
+        loaded = load_dataset(str(aitslab_staged), split=split)
+        stream = load_dataset(str(aitslab_staged), split=split, streaming=True)
+        for a, b in zip(loaded, stream):
+            assert a["image_id"] == b["image_id"] and a["objects"] == b["objects"]
+            assert np.array_equal(np.asarray(a["instance_mask"]), np.asarray(b["instance_mask"]))
+
+
+def test_pairing_is_by_stem_not_by_sort_order(tmp_path):
+    # Sorted, images give [X, X_b] but annotations give [X_b_objects, X_objects]: order pairing would swap them.
+    stems = {"train": ["MFGTMPcx7_1_A01f00d0", "MFGTMPcx7_1_A01f00d0_b"], "validation": ["MFGTMPcx7_2_A01f00d0"],
+             "test": ["MFGTMPcx7_3_A01f00d0"]}
+    manifest = fake.write_archives(tmp_path / "up", stems=stems, empty_image=False, seed=5)
+    counts = manifest["objects"]["train"]
+    assert counts["MFGTMPcx7_1_A01f00d0"] != counts["MFGTMPcx7_1_A01f00d0_b"]
+    ds = load_dataset(str(build(tmp_path / "up", tmp_path / "hub")), split="train")
+    assert {r["image_id"]: len(r["objects"]) for r in ds} == counts
+
+
+def test_extracted_trees_give_byte_identical_shards(tmp_path, aitslab_fake, aitslab_staged):
+    upstream, manifest = aitslab_fake
+    for path in manifest["archives"].values():
+        zipfile.ZipFile(path).extractall(tmp_path / "extracted" / "nested")  # a top folder deeper down
+    staged = build(tmp_path / "extracted", tmp_path / "hub")
+    assert tree_bytes(staged) == tree_bytes(aitslab_staged)
+
+
+def test_two_builds_are_byte_identical_and_num_proc_gives_the_same_rows(tmp_path, aitslab_fake, aitslab_staged):
+    upstream, _ = aitslab_fake
+    again = build(upstream, tmp_path / "again")
+    assert tree_bytes(again) == tree_bytes(aitslab_staged)
+    parallel = build(upstream, tmp_path / "parallel", num_proc=2)
+    for split in SPLITS:
+        a = load_dataset(str(parallel), split=split).cast_column("image", Image(decode=False))
+        b = load_dataset(str(aitslab_staged), split=split).cast_column("image", Image(decode=False))
+        assert sorted(a["image_id"]) == b["image_id"]
+        assert sorted(r["bytes"] for r in a["image"]) == sorted(r["bytes"] for r in b["image"])
+
+
+def trust(monkeypatch, manifest):
+    """Record the fake archives' own SHA-256 as the published ones, so verification reaches the data."""
+    monkeypatch.setattr(AitslabBioimaging1, "ARCHIVES", {
+        split: dataclasses.replace(a, sha256=sha256_of(manifest["archives"][split])) for split, a in ARCHIVES.items()})
+
+
+def _archive_with(tmp_path, extra_members=None, drop=None):
+    """The default fake archives, with the training zip rewritten."""
+    manifest = fake.write_archives(tmp_path / "up")
+    train = manifest["archives"]["train"]
+    members = {n: zipfile.ZipFile(train).read(n) for n in zipfile.ZipFile(train).namelist() if not n.endswith("/")}
+    members = {n: b for n, b in members.items() if not (drop and drop in n)}
+    members.update(extra_members or {})
+    os.remove(train)
+    write_zip(train, members)
+    return manifest
+
+
+def test_an_image_without_annotation_is_an_error_or_a_warning_with_no_verify(tmp_path, caplog, monkeypatch):
+    manifest = _archive_with(tmp_path, drop="f01d0_objects")
+    trust(monkeypatch, manifest)
+    stem = sorted(manifest["objects"]["train"])[1]
+    with pytest.raises(BuildError, match=rf"training_nuclei.zip:training_nuclei/images/{stem}.png: image without annotation"):
+        build(tmp_path / "up", tmp_path / "hub", verify=True)
+    assert not (tmp_path / "hub" / "aitslab-bioimaging1").exists() and not list((tmp_path / "hub").glob(".*"))
+    with caplog.at_level(logging.WARNING, logger="builders"):
+        staged = build(tmp_path / "up", tmp_path / "hub", verify=False)
+    assert "image without annotation" in caplog.text
+    assert stem not in load_dataset(str(staged), split="train")["image_id"]
+
+
+def test_an_annotation_without_image_is_an_error(tmp_path, monkeypatch):
+    orphan = {"training_nuclei/annotations/MFGTMPcx7_9_Z99f01d0_objects.png": png_bytes(np.zeros((8, 8, 3), np.uint8))}
+    trust(monkeypatch, _archive_with(tmp_path, extra_members=orphan))
+    with pytest.raises(BuildError, match=r"MFGTMPcx7_9_Z99f01d0_objects.png: annotation without image"):
+        build(tmp_path / "up", tmp_path / "hub", verify=True)
+
+
+def test_annotation_of_another_size_than_its_image_is_an_error(tmp_path):
+    manifest = fake.write_archives(tmp_path / "up0")
+    stem = sorted(manifest["objects"]["train"])[0]
+    _archive_with(tmp_path, extra_members={f"training_nuclei/annotations/{stem}_objects.png": png_bytes(np.zeros((8, 9, 3), np.uint8))})
+    with pytest.raises(Exception) as info:
+        build(tmp_path / "up", tmp_path / "hub")
+    assert "annotation is 9x8 but its image is 128x128" in str(find_build_error(info.value))
+
+
+def test_a_failed_rebuild_keeps_the_previous_staged_repo(tmp_path, aitslab_fake):
+    upstream, _ = aitslab_fake
+    staged = build(upstream, tmp_path / "hub")
+    before = tree_bytes(staged)
+    stem = sorted(fake.write_archives(tmp_path / "up0")["objects"]["train"])[1]
+    truncated = zipfile.ZipFile(aitslab_fake[1]["archives"]["train"]).read(f"training_nuclei/images/{stem}.png")[:200]
+    _archive_with(tmp_path, extra_members={f"training_nuclei/images/{stem}.png": truncated})
+    with pytest.raises(Exception) as info:
+        build(tmp_path / "up", tmp_path / "hub", verify=False)
+    assert find_build_error(info.value) is not None
+    assert f"training_nuclei.zip:training_nuclei/images/{stem}.png: not a readable image" in str(find_build_error(info.value))
+    assert tree_bytes(staged) == before and not list((tmp_path / "hub").glob(".*"))
+
+
+def test_official_counts_are_verified(tmp_path, aitslab_fake, monkeypatch):
+    upstream, manifest = aitslab_fake
+    with pytest.raises(BuildError, match="training_nuclei.zip: checksum mismatch"):
+        staging.build(AitslabBioimaging1, out=tmp_path / "hub", data_dir=upstream, verify=True)
+    trust(monkeypatch, manifest)  # the archives pass now, and the official image counts fail
+    with pytest.raises(BuildError, match="default/train: 3 images, the official count is 30"):
+        staging.build(AitslabBioimaging1, out=tmp_path / "hub", data_dir=upstream, verify=True)
+    assert not (tmp_path / "hub" / "aitslab-bioimaging1").exists()
+    assert AitslabBioimaging1.OFFICIAL_COUNTS["default"].splits == {
+        "train": (30, 1283), "validation": (10, 375), "test": (10, 438)}
