@@ -24,6 +24,8 @@ EPILOG = """examples:
   python upload.py build --all --data-dir ~/downloads         # archives (or extracted trees) already on disk
   python upload.py check hub/aitslab-bioimaging1
   python upload.py demo                                       # offline, into demo/
+
+Exit codes: 0 success, 1 a failure the message explains, 2 bad command-line usage.
 """
 
 

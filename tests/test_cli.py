@@ -1,0 +1,58 @@
+"""The command line: exit codes, messages, list and the offline demo."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, str(ROOT / "upload.py"), *args], capture_output=True, text=True,
+                          cwd=cwd, env={**os.environ}, timeout=600)
+
+
+def test_usage_errors_exit_2():
+    for args in ([], ["build"], ["build", "no-such-source"], ["build", "aitslab-bioimaging1", "--num-proc", "0"], ["frobnicate"]):
+        result = run(*args)
+        assert result.returncode == 2, args
+        assert "usage:" in result.stderr
+
+
+def test_help_explains_the_commands():
+    result = run("--help")
+    assert result.returncode == 0
+    for word in ("build", "check", "list", "demo", "Exit codes"):
+        assert word in result.stdout
+
+
+def test_list_shows_sources_licences_and_urls():
+    result = run("list")
+    assert result.returncode == 0
+    assert "aitslab-bioimaging1" in result.stdout and "cc-by-4.0" in result.stdout
+    assert "https://zenodo.org/records/6657260/files/training_nuclei.zip" in result.stdout
+
+
+def test_a_failure_exits_1_with_a_message_not_a_traceback(tmp_path):
+    result = run("build", "aitslab-bioimaging1", "--data-dir", str(tmp_path), "--out", str(tmp_path / "hub"))
+    assert result.returncode == 1
+    assert "error: --data-dir" in result.stderr and "training_nuclei.zip" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "hub" / "aitslab-bioimaging1").exists()
+
+
+def test_check_command_exit_codes(tmp_path, aitslab_staged):
+    assert run("check", str(aitslab_staged)).returncode == 0
+    broken = run("check", str(tmp_path))
+    assert broken.returncode == 1 and "no README.md" in broken.stderr
+
+
+def test_demo_runs_offline_and_prints_how_to_load(tmp_path):
+    result = run("demo", "--out", "demo_out", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    staged = tmp_path / "demo_out" / "hub" / "aitslab-bioimaging1"
+    assert (staged / "README.md").is_file() and (staged / "assets" / "preview.png").is_file()
+    assert "load_dataset('demo_out/hub/aitslab-bioimaging1', 'default')" in result.stdout
+    assert ": OK" in result.stdout
+    assert (tmp_path / "demo_out" / "upstream" / "aitslab-bioimaging1" / "training_nuclei.zip").is_file()
