@@ -100,7 +100,6 @@ def _prepare_config(builder_cls, config_name, scratch, repo_dir, data_dir, num_p
         file_format="parquet",
         num_proc=num_proc if num_proc and num_proc > 1 else None,
         download_config=DownloadConfig(cache_dir=downloads_cache()),
-        download_mode="force_redownload",
     )
     folder = config_folder(config_name)
     result = ConfigResult(config_name, folder, builder.info.copy(), [])

@@ -7,6 +7,7 @@ import os
 import zipfile
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from datasets import Image, load_dataset
 from PIL import Image as PILImage
@@ -194,3 +195,14 @@ def test_official_counts_are_verified(tmp_path, aitslab_fake, monkeypatch):
     assert not (tmp_path / "hub" / "aitslab-bioimaging1").exists()
     assert AitslabBioimaging1.OFFICIAL_COUNTS["default"].splits == {
         "train": (30, 1283), "validation": (10, 375), "test": (10, 438)}
+
+
+def test_row_groups_follow_the_byte_budget(tmp_path, aitslab_fake):
+    class HeavyRows(AitslabBioimaging1):
+        BYTES_PER_EXAMPLE = 60_000_000  # two rows would exceed the 100 MB budget
+
+    assert HeavyRows.DEFAULT_WRITER_BATCH_SIZE == 1 and AitslabBioimaging1.DEFAULT_WRITER_BATCH_SIZE == 50
+    staged = staging.build(HeavyRows, out=tmp_path / "hub", data_dir=aitslab_fake[0], verify=False)
+    train = pq.ParquetFile(staged / "data" / "train-00000-of-00001.parquet").metadata
+    assert train.num_row_groups == train.num_rows == 3
+    assert all(train.row_group(i).column(0).has_offset_index for i in range(3))  # page index kept

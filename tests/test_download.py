@@ -17,6 +17,12 @@ from builders.errors import BuildError
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    requests = []  # paths of GET requests, for tests that count downloads
+
+    def do_GET(self):
+        QuietHandler.requests.append(self.path)
+        super().do_GET()
+
     def log_message(self, *args):
         pass
 
@@ -57,6 +63,15 @@ def test_download_verify_and_build(tmp_path, served, monkeypatch):
         ds = load_dataset(str(staged), split=split)
         assert sorted(ds["image_id"]) == sorted(objects)
         assert sum(len(o) for o in ds["objects"]) == sum(objects.values())
+
+
+def test_a_rebuild_reuses_the_downloaded_archives(tmp_path, served, monkeypatch):
+    base, manifest = served
+    point_at(monkeypatch, base, manifest, sha256_of)
+    staging.build(AitslabBioimaging1, out=tmp_path / "hub", verify=True)
+    QuietHandler.requests.clear()
+    staging.build(AitslabBioimaging1, out=tmp_path / "hub", verify=True)
+    assert not [r for r in QuietHandler.requests if r.endswith(".zip")]
 
 
 def test_wrong_checksum_names_the_file_and_both_hashes_and_stages_nothing(tmp_path, served, monkeypatch):
