@@ -10,6 +10,7 @@ folder is removed: `<out>/<repo>` is either the previous complete version or the
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -86,6 +87,20 @@ def verify_counts(builder_cls, result: ConfigResult, verify: bool) -> None:
                 check_or_warn(False, message, verify)
 
 
+@contextlib.contextmanager
+def _inside(folder: str):
+    # `datasets` drops the bytes of an Image value whose `path` names an existing file relative to the
+    # working directory and embeds that file instead; our paths are bare names such as `<id>_mask.png`,
+    # so generation runs in an empty folder where no such file can exist.
+    os.makedirs(folder, exist_ok=True)
+    previous = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
 def _prepare_config(builder_cls, config_name, scratch, repo_dir, data_dir, num_proc, verify) -> ConfigResult:
     builder = builder_cls(
         config_name=config_name,
@@ -95,12 +110,13 @@ def _prepare_config(builder_cls, config_name, scratch, repo_dir, data_dir, num_p
         verify=verify,
     )
     build_dir = os.path.join(scratch, "build", config_name)
-    builder.download_and_prepare(
-        build_dir,
-        file_format="parquet",
-        num_proc=num_proc if num_proc and num_proc > 1 else None,
-        download_config=DownloadConfig(cache_dir=downloads_cache()),
-    )
+    with _inside(os.path.join(scratch, "cwd")):
+        builder.download_and_prepare(
+            build_dir,
+            file_format="parquet",
+            num_proc=num_proc if num_proc and num_proc > 1 else None,
+            download_config=DownloadConfig(cache_dir=downloads_cache()),
+        )
     folder = config_folder(config_name)
     result = ConfigResult(config_name, folder, builder.info.copy(), [])
     for split in builder.info.splits:
@@ -130,6 +146,7 @@ def build(builder_cls, out="hub", data_dir=None, configs=None, num_proc=None, ve
         raise BuildError(f"{builder_cls.SOURCE_ID}: no config named {sorted(unknown)}; configs are {names}")
     configs = [c for c in names if c in set(configs)] if configs else names
     out = Path(out).resolve()
+    data_dir = os.path.abspath(os.path.expanduser(data_dir)) if data_dir else None
     out.mkdir(parents=True, exist_ok=True)
     final = out / builder_cls.REPO_NAME
     for stale in out.glob(f".{builder_cls.REPO_NAME}.partial-*"):  # left by a killed build

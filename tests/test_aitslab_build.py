@@ -206,3 +206,14 @@ def test_row_groups_follow_the_byte_budget(tmp_path, aitslab_fake):
     train = pq.ParquetFile(staged / "data" / "train-00000-of-00001.parquet").metadata
     assert train.num_row_groups == train.num_rows == 3
     assert all(train.row_group(i).column(0).has_offset_index for i in range(3))  # page index kept
+
+
+def test_files_in_the_working_directory_never_replace_generated_bytes(tmp_path, aitslab_fake, aitslab_staged, monkeypatch):
+    # `datasets` would embed ./<path> instead of the given bytes if such a file existed in the working directory.
+    upstream, manifest = aitslab_fake
+    monkeypatch.chdir(tmp_path)
+    for stem in manifest["objects"]["train"]:
+        for name in (f"{stem}_mask.png", f"{stem}_preview.jpg", f"{stem}.png"):
+            (tmp_path / name).write_bytes(png_bytes(np.full((4, 4), 7, np.uint8)))
+    staged = staging.build(AitslabBioimaging1, out="hub", data_dir=os.path.relpath(upstream), verify=False)
+    assert tree_bytes(staged) == tree_bytes(aitslab_staged)
