@@ -139,6 +139,11 @@ class AitslabBioimaging1(SegmentationBuilder):
     OFFICIAL_COUNTS = OFFICIAL_COUNTS
     NOTES = NOTES
     EXTRA_COLUMNS = {"plate": datasets.Value("string"), "well": datasets.Value("string"), "field": datasets.Value("string")}
+    COLUMN_DOCS = {
+        "plate": "Cellomics plate id from the file name, e.g. `MFGTMPcx7_170702000001`",
+        "well": "well from the file name, e.g. `B14`",
+        "field": "field of view from the file name, e.g. `f07`",
+    }
     BYTES_PER_EXAMPLE = 2_000_000  # 1104x1104 PNG ~0.7 MB + mask, preview and polygons
     TAGS = ("fluorescence-microscopy", "nuclei", "U2OS", "Hoechst")
     BUILDER_CONFIGS = [SourceConfig(name="default", description="30 / 10 / 10 images as published")]

@@ -53,6 +53,7 @@ class SegmentationBuilder(datasets.GeneratorBasedBuilder):
     NOTES: tuple = ()  # known upstream quirks and how the builder handles them
     EXTRA_COLUMNS: dict = {}  # source columns after the core ones
     EXTRA_OBJECT_FIELDS: dict = {}  # source object fields after the core ones
+    COLUMN_DOCS: dict = {}  # meaning of each extra column / "objects.<field>", for the card's schema table
     BYTES_PER_EXAMPLE: int = 4_000_000  # upper estimate of one row, uncompressed, for row-group sizing
     TAGS: tuple = ()
 

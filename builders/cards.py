@@ -14,6 +14,7 @@ import io
 import os
 from pathlib import Path
 
+import datasets
 import numpy as np
 import pyarrow.parquet as pq
 from datasets.info import DatasetInfosDict
@@ -47,13 +48,15 @@ def size_category(n: int) -> str:
 
 
 def feature_text(feature) -> str:
+    if isinstance(feature, datasets.Image):
+        return "Image()"
     text = repr(feature)
     return text if len(text) <= 60 else type(feature).__name__ + "(...)"
 
 
 def schema_rows(builder_cls) -> list[str]:
     features = builder_cls.features()
-    docs = {**CORE_DOCS, **getattr(builder_cls, "COLUMN_DOCS", {})}
+    docs = {**CORE_DOCS, **builder_cls.COLUMN_DOCS}
     rows = []
     for name, feature in features.items():
         rows.append(f"| `{name}` | `{feature_text(feature)}` | {docs.get(name, '')} |")
@@ -82,6 +85,7 @@ def quick_start(builder_cls, results) -> str:
     split = next(iter(default.counts))
     config = "" if default.name == "default" else f', "{default.name}"'
     return f"""```python
+import datasets
 import numpy as np
 from datasets import load_dataset
 

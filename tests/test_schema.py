@@ -76,6 +76,8 @@ def test_registered_builder_metadata_is_complete(source):
     assert all(isinstance(c, OfficialCounts) for c in cls.OFFICIAL_COUNTS.values())
     assert cls.NOTES and all(len(note) > 20 for note in cls.NOTES)
     assert (TEMPLATES / f"{cls.REPO_NAME}.md").is_file()
+    documented = set(cls.EXTRA_COLUMNS) | {f"objects.{name}" for name in cls.EXTRA_OBJECT_FIELDS}
+    assert set(cls.COLUMN_DOCS) == documented and all(cls.COLUMN_DOCS.values())
     features = cls.features()
     assert {k: features[k] for k in schema.CORE_COLUMNS} == dict(schema.CORE_FEATURES)
     for name in schema.CORE_OBJECT_FIELDS:
