@@ -48,8 +48,16 @@ def _safe_member(name: str, container: str) -> str:
     return str(path)
 
 
+def _is_metadata(name: str) -> bool:
+    """Archiver/OS metadata such as `__MACOSX/` resource forks, `._x.png` or `.DS_Store`."""
+    return any(part == "__MACOSX" or part.startswith(".") for part in name.split("/"))
+
+
 class Tree:
-    """Read-only view of the files of a zip archive or an extracted folder, by relative POSIX path."""
+    """Read-only view of the files of a zip archive or an extracted folder, by relative POSIX path.
+
+    OS metadata entries (`__MACOSX/`, dot files) are not listed.
+    """
 
     def __init__(self, path: str | os.PathLike):
         self.path = str(path)
@@ -57,13 +65,10 @@ class Tree:
         self._zip = None
         self.is_dir = os.path.isdir(self.path)
         if self.is_dir:
-            self.files = sorted(
-                Path(root, f).relative_to(self.path).as_posix()
-                for root, _, names in os.walk(self.path)
-                for f in names
-            )
+            names = (Path(root, f).relative_to(self.path).as_posix() for root, _, files in os.walk(self.path) for f in files)
         else:
-            self.files = sorted(self._open_zip().keys())
+            names = self._open_zip().keys()
+        self.files = sorted(n for n in names if not _is_metadata(n))
 
     def _open_zip(self) -> dict:
         if self._zip is None:

@@ -217,3 +217,14 @@ def test_files_in_the_working_directory_never_replace_generated_bytes(tmp_path, 
             (tmp_path / name).write_bytes(png_bytes(np.full((4, 4), 7, np.uint8)))
     staged = staging.build(AitslabBioimaging1, out="hub", data_dir=os.path.relpath(upstream), verify=False)
     assert tree_bytes(staged) == tree_bytes(aitslab_staged)
+
+
+def test_macos_metadata_entries_are_ignored(tmp_path, monkeypatch):
+    manifest = fake.write_archives(tmp_path / "up0")
+    stem = sorted(manifest["objects"]["train"])[0]
+    junk = {f"__MACOSX/training_nuclei/images/._{stem}.png": b"\x00\x05\x16\x07", "training_nuclei/.DS_Store": b"x",
+            f"training_nuclei/images/._{stem}.png": b"\x00\x05\x16\x07"}
+    trust(monkeypatch, _archive_with(tmp_path, extra_members=junk))
+    monkeypatch.setattr(AitslabBioimaging1, "OFFICIAL_COUNTS", {})
+    staged = staging.build(AitslabBioimaging1, out=tmp_path / "hub", data_dir=tmp_path / "up", verify=True)
+    assert load_dataset(str(staged), split="train")["image_id"] == sorted(manifest["objects"]["train"])
