@@ -46,7 +46,9 @@ def _core_objects(batch: pa.Table) -> pa.Table:
     core = pa.StructArray.from_arrays(
         [structs.field(name) for name in CORE_OBJECT_FIELDS], names=list(CORE_OBJECT_FIELDS)
     )
-    return pa.table({"objects": pa.ListArray.from_arrays(objects.offsets, core, mask=objects.is_null())})
+    core_objects = pa.ListArray.from_arrays(objects.offsets, core, mask=objects.is_null())
+    # The returned table replaces the batch: keep every other column as it is.
+    return batch.set_column(batch.schema.get_field_index("objects"), "objects", core_objects)
 
 
 def core_view(dataset):

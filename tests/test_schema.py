@@ -54,8 +54,16 @@ def test_core_view_of_two_sources_concatenates():
     assert joined.features == schema.CORE_FEATURES
     assert len(joined) == 4 and joined[2]["objects"][0]["bbox"] == [0.0, 0.0, 1.0, 1.0]
     assert joined[1]["objects"] == []
-    streamed = core_view(b.to_iterable_dataset())
-    assert list(next(iter(streamed))["objects"][0]) == list(schema.CORE_OBJECT_FIELDS)
+    assert joined["image_id"] == ["a", "b", "a", "b"]
+    raw = joined.cast_column("image", datasets.Image(decode=False))
+    assert all(r["bytes"] == png16(np.ones((2, 2), dtype=np.uint16)) for r in raw["image"])
+    for column in ("instance_mask", "preview"):
+        assert all(np.asarray(img).tolist() == [[1, 1], [1, 1]] for img in joined[column])
+    # a view (select), a DatasetDict and a stream keep everything too
+    assert core_view(b.select([1, 0]))["image_id"] == ["b", "a"]
+    assert core_view(datasets.DatasetDict({"train": a}))["train"]["image_id"] == ["a", "b"]
+    streamed = next(iter(core_view(b.to_iterable_dataset())))
+    assert streamed["image_id"] == "a" and list(streamed["objects"][0]) == list(schema.CORE_OBJECT_FIELDS)
 
 
 @pytest.mark.parametrize("source", sorted(REGISTRY))
