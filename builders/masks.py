@@ -68,11 +68,20 @@ def _drop_collinear(points: np.ndarray) -> np.ndarray:
     return points[cross != 0]
 
 
+def _enclosed_area(ring: np.ndarray) -> float:
+    x, y = ring[:, 1], ring[:, 0]
+    return abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))) / 2
+
+
 def trace_outline(binary: np.ndarray, x0: int = 0, y0: int = 0) -> list[list[float]]:
-    """Outer boundary `[[x, y], ...]` of the largest part of a binary crop whose corner is (x0, y0)."""
-    padded = np.pad(binary, 1).astype(np.uint8)
+    """Outer boundary `[[x, y], ...]` of the largest part of a binary crop whose corner is (x0, y0).
+
+    Holes are filled first, so no hole's edge can be taken for the outline; of several parts (pixels
+    joined only diagonally, or apart), the one enclosing the largest area is outlined.
+    """
+    padded = np.pad(ndimage.binary_fill_holes(binary), 1).astype(np.uint8)
     contours = measure.find_contours(padded, 0.5)
-    outline = max(contours, key=len)[:-1]  # closed: the last point repeats the first
+    outline = max(contours, key=_enclosed_area)[:-1]  # closed: the last point repeats the first
     outline = _drop_collinear(outline)
     xy = np.stack([outline[:, 1] + (x0 - 0.5), outline[:, 0] + (y0 - 0.5)], axis=1)
     return xy.astype(np.float32).tolist()

@@ -9,7 +9,7 @@ from datasets import Image, load_dataset
 from PIL import Image as PILImage
 from skimage.measure import label as connected
 
-from builders import REGISTRY, staging
+from builders import REGISTRY, masks, staging
 from builders.aitslab_bioimaging1 import ARCHIVES, decode_annotation
 
 SPLIT_FILES = {"train": "train.txt", "validation": "dev.txt", "test": "test.txt"}
@@ -34,6 +34,18 @@ def colour_keys(path):
     return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
 
 
+def check_objects(labels, stem):
+    """Records of a real annotation: areas sum to the foreground, bboxes and outer polygons agree."""
+    objects = masks.objects_from_labels(labels)
+    assert sum(o["area"] for o in objects) == (labels > 0).sum(), stem
+    for obj in objects:
+        x, y, w, h = obj["bbox"]
+        polygon = np.array(obj["polygon"])
+        # every Aitslab object is one 4-connected component without holes: its outline spans its bbox
+        assert (polygon[:, 0].min(), polygon[:, 0].max()) == (x, x + w), (stem, obj["instance_id"])
+        assert (polygon[:, 1].min(), polygon[:, 1].max()) == (y, y + h), (stem, obj["instance_id"])
+
+
 def test_all_50_annotations_give_the_published_object_counts(aitslab):
     stems = split_stems(aitslab)
     assert sum(len(s) for s in stems.values()) == 50
@@ -50,6 +62,7 @@ def test_all_50_annotations_give_the_published_object_counts(aitslab):
             pairs = np.unique((keys << 16) | labels.astype(np.int64))
             assert len(pairs) == colours + 1, stem  # a bijection colour <-> id ...
             assert (((pairs >> 16) == 0) == ((pairs & 0xFFFF) == 0)).all(), stem  # ... black <-> 0
+            check_objects(labels, stem)
             total += colours
         totals[split] = total
     assert totals == EXPECTED_OBJECTS

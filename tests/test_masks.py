@@ -86,14 +86,26 @@ def test_polygon_separates_object_pixels_from_all_others():
         assert (inside == truth).all()
 
 
-def test_polygon_of_an_object_with_a_hole_is_its_outer_boundary():
-    labels = np.zeros((12, 12), dtype=np.uint16)
-    labels[2:10, 2:10] = 1
-    labels[5:7, 5:7] = 0
+def test_polygon_of_an_object_with_a_ragged_hole_is_its_outer_boundary():
+    labels = np.zeros((42, 42), dtype=np.uint16)
+    labels[1:39, 1:39] = 1
+    labels[5:35, 5:35] = 0  # a large hole with a comb-shaped edge: its contour has more points than the outer one
+    labels[5:35:2, 5:9] = 1
     (obj,) = masks.objects_from_labels(labels)
     polygon = np.array(obj["polygon"])
-    assert polygon[:, 0].min() == 2.0 and polygon[:, 0].max() == 10.0
-    assert obj["area"] == 60
+    assert polygon[:, 0].min() == 1.0 and polygon[:, 0].max() == 39.0
+    assert polygon[:, 1].min() == 1.0 and polygon[:, 1].max() == 39.0
+    assert obj["area"] == (labels == 1).sum()
+
+
+def test_polygon_of_a_split_object_outlines_its_largest_part():
+    labels = np.zeros((20, 20), dtype=np.uint16)
+    labels[2:4, 2:4] = 1  # 4 px
+    labels[4:12, 4:12] = 1  # 64 px, touching the first part only diagonally
+    (obj,) = masks.objects_from_labels(labels)
+    polygon = np.array(obj["polygon"])
+    assert obj["bbox"] == [2.0, 2.0, 10.0, 10.0] and obj["area"] == 68
+    assert polygon[:, 0].min() == 4.0 and polygon[:, 0].max() == 12.0
 
 
 def test_non_contiguous_ids_are_refused():
