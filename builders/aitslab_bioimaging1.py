@@ -31,7 +31,7 @@ import numpy as np
 from . import masks
 from .archives import Archive, Tree, locate
 from .base import OfficialCounts, SegmentationBuilder, SourceConfig
-from .errors import BuildError, check_or_warn
+from .errors import BuildError, check_or_warn, warn
 
 _ZENODO = "https://zenodo.org/records/6657260/files/"
 
@@ -108,19 +108,25 @@ def find_pairs(tree: Tree, verify: bool = True) -> list[tuple[str, str, str]]:
     return [(stem, images[stem], annotations[stem]) for stem in sorted(images.keys() & annotations.keys())]
 
 
-def name_fields(stem: str) -> dict:
+def name_fields(stem: str, where: str) -> dict:
     match = NAME.match(stem)
     if not match:
+        warn(f"{where}: name does not follow the Cellomics pattern <plate>_<well><field>d<n>; plate/well/field left empty")
         return {"plate": None, "well": None, "field": None}
     return {key: match[key] for key in ("plate", "well", "field")}
 
 
 def decode_annotation(data: bytes, name: str) -> np.ndarray:
-    """Colour-coded annotation bytes -> uint16 label image."""
+    """Colour-coded annotation bytes (8-bit RGB; opaque RGBA and palette accepted) -> uint16 label image."""
     annotation = masks.decode_image(data, name)
+    if annotation.format == "PNG" and data[24] != 8 and annotation.mode != "P":
+        raise BuildError(f"{name}: {data[24]}-bit PNG; the colour-coded annotations are 8 bits per channel")
     if annotation.mode not in ("RGB", "RGBA", "P"):
         raise BuildError(f"{name}: expected an RGB colour-coded annotation, got PIL mode {annotation.mode}")
-    return masks.labels_from_colours(np.asarray(annotation.convert("RGB")), name)
+    rgba = np.asarray(annotation.convert("RGBA"))
+    if (rgba[..., 3] != 255).any():
+        raise BuildError(f"{name}: annotation has transparent pixels; expected opaque RGB colours")
+    return masks.labels_from_colours(rgba[..., :3], name)
 
 
 class AitslabBioimaging1(SegmentationBuilder):
@@ -167,5 +173,5 @@ class AitslabBioimaging1(SegmentationBuilder):
                     f"{tree.where(annotation_name)}: annotation is {labels.shape[1]}x{labels.shape[0]} "
                     f"but its image is {image.width}x{image.height}"
                 )
-            yield stem, self.row(stem, image_bytes, image_name, image, labels, **name_fields(stem))
+            yield stem, self.row(stem, image_bytes, image_name, image, labels, **name_fields(stem, tree.where(image_name)))
 

@@ -13,7 +13,7 @@ from datasets import Image, load_dataset
 from PIL import Image as PILImage
 
 from builders import staging
-from builders.aitslab_bioimaging1 import ARCHIVES, AitslabBioimaging1
+from builders.aitslab_bioimaging1 import ARCHIVES, AitslabBioimaging1, decode_annotation
 from builders.archives import sha256_of
 from builders.errors import BuildError, find_build_error
 from builders.fakes import aitslab_bioimaging1 as fake
@@ -228,3 +228,62 @@ def test_macos_metadata_entries_are_ignored(tmp_path, monkeypatch):
     monkeypatch.setattr(AitslabBioimaging1, "OFFICIAL_COUNTS", {})
     staged = staging.build(AitslabBioimaging1, out=tmp_path / "hub", data_dir=tmp_path / "up", verify=True)
     assert load_dataset(str(staged), split="train")["image_id"] == sorted(manifest["objects"]["train"])
+
+
+def png_rgb16(array):
+    """A 16-bit-per-channel RGB PNG (Pillow cannot write one)."""
+    import struct
+    import zlib
+
+    height, width, _ = array.shape
+    raw = b"".join(b"\x00" + array[r].astype(">u2").tobytes() for r in range(height))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def test_annotation_encodings_that_would_lose_or_invent_objects_are_refused():
+    rgb16 = np.zeros((4, 4, 3), np.uint16)
+    rgb16[0, 0], rgb16[0, 1], rgb16[0, 2] = (0x0100, 0, 0), (0x0101, 0, 0), (0x0001, 0, 0)  # equal in 8 bits
+    with pytest.raises(BuildError, match=r"a_objects.png: 16-bit PNG"):
+        decode_annotation(png_rgb16(rgb16), "a_objects.png")
+    translucent = np.zeros((4, 4, 4), np.uint8)
+    translucent[..., :3] = 200  # a non-black background made transparent
+    translucent[1, 1] = (9, 9, 9, 255)
+    with pytest.raises(BuildError, match="b_objects.png: annotation has transparent pixels"):
+        decode_annotation(png_bytes(translucent), "b_objects.png")
+
+
+def test_opaque_rgba_and_palette_annotations_decode_like_rgb(tmp_path, aitslab_fake, aitslab_staged):
+    upstream, manifest = aitslab_fake
+    archive = zipfile.ZipFile(manifest["archives"]["train"])
+    members = {n: archive.read(n) for n in archive.namelist() if not n.endswith("/")}
+    stems = sorted(manifest["objects"]["train"])
+    for stem, mode in zip(stems, ("RGBA", "P")):
+        name = f"training_nuclei/annotations/{stem}_objects.png"
+        rgb = PILImage.open(io.BytesIO(members[name]))
+        converted = rgb.convert("RGBA") if mode == "RGBA" else rgb.quantize(colors=256, method=PILImage.Quantize.MAXCOVERAGE)
+        assert np.array_equal(np.asarray(converted.convert("RGB")), np.asarray(rgb))  # lossless re-encoding
+        buffer = io.BytesIO()
+        converted.save(buffer, format="PNG")
+        members[name] = buffer.getvalue()
+    for split in ("validation", "test"):
+        zipfile.ZipFile(manifest["archives"][split]).extractall(tmp_path / "up")
+    write_zip(tmp_path / "up" / "training_nuclei.zip", members)
+    staged = build(tmp_path / "up", tmp_path / "hub")
+    ours = load_dataset(str(staged), split="train").cast_column("instance_mask", Image(decode=False))
+    reference = load_dataset(str(aitslab_staged), split="train").cast_column("instance_mask", Image(decode=False))
+    assert ours["instance_mask"] == reference["instance_mask"] and ours["objects"] == reference["objects"]
+
+
+def test_names_outside_the_cellomics_pattern_warn_and_leave_fields_empty(tmp_path, caplog):
+    stems = {"train": ["weird-name"], "validation": ["MFGTMPcx7_2_A01f00d0"], "test": ["MFGTMPcx7_3_A01f00d0"]}
+    fake.write_archives(tmp_path / "up", stems=stems, empty_image=False)
+    with caplog.at_level(logging.WARNING, logger="builders"):
+        staged = build(tmp_path / "up", tmp_path / "hub")
+    assert "images/weird-name.png: name does not follow the Cellomics pattern" in caplog.text
+    row = load_dataset(str(staged), split="train")[0]
+    assert (row["plate"], row["well"], row["field"]) == (None, None, None)
