@@ -181,6 +181,11 @@ def main(argv=None) -> int:
         unknown = [s for s in args.sources if s not in _registry()]
         if unknown:
             top.error(f"build: unknown source(s) {', '.join(unknown)}; known: {', '.join(_registry())}")
+        for source in (list(_registry()) if args.all else args.sources):
+            missing = set(args.config or []) - set(_registry()[source].config_names())
+            if missing:
+                top.error(f"build: {source} has no config {', '.join(sorted(missing))}; "
+                          f"its configs: {', '.join(_registry()[source].config_names())}")
         if args.num_proc is not None and args.num_proc < 1:
             top.error("build: --num-proc must be at least 1")
     _setup_logging()

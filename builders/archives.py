@@ -104,8 +104,8 @@ class Tree:
 
 
 def _search(root: str, name: str, want_dir: bool) -> str | None:
-    for current, dirs, files in sorted(os.walk(root)):
-        dirs.sort()
+    for current, dirs, files in os.walk(root):
+        dirs.sort()  # deterministic: the first match in sorted order wins
         if want_dir and name in dirs:
             return os.path.join(current, name)
         if not want_dir and name in files:

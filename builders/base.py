@@ -38,7 +38,7 @@ class SegmentationBuilder(datasets.GeneratorBasedBuilder):
     BUILDER_CONFIG_CLASS = SourceConfig
     VERSION = datasets.Version(VERSION)
 
-    # Metadata every source sets (validated by tests/test_registry.py).
+    # Metadata every source sets (validated by tests/test_schema.py).
     SOURCE_ID: str = ""  # CLI id, e.g. "aitslab-bioimaging1"
     REPO_NAME: str = ""  # Hub repo name
     PRETTY_NAME: str = ""

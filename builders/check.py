@@ -23,8 +23,7 @@ from datasets.info import DatasetInfosDict
 from huggingface_hub import DatasetCard
 from PIL import Image as PILImage
 
-from .base import MAX_ROW_GROUP_BYTES
-from .staging import HARD_ROW_GROUP_LIMIT
+from .staging import row_group_problems
 
 SPLIT_WARN_BYTES = 5_000_000_000
 
@@ -52,27 +51,25 @@ def split_files(repo: str, entry) -> list[str]:
     return sorted(files)
 
 
-def parquet_features(path: str) -> datasets.Features | None:
-    metadata = pq.read_schema(path).metadata or {}
+def parquet_features(parquet: pq.ParquetFile) -> datasets.Features | None:
+    metadata = parquet.schema_arrow.metadata or {}
     if b"huggingface" not in metadata:
         return None
     return datasets.Features.from_dict(json.loads(metadata[b"huggingface"])["info"]["features"])
 
 
-def _check_file(path: str, report: Report) -> None:
-    parquet = pq.ParquetFile(path)
+def _check_file(path: str, parquet: pq.ParquetFile, report: Report) -> None:
     metadata = parquet.metadata
+    errors, warnings = row_group_problems(path, metadata)
+    report.errors.extend(errors)
+    report.warnings.extend(warnings)
     for i in range(metadata.num_row_groups):
         group = metadata.row_group(i)
-        if group.total_byte_size > HARD_ROW_GROUP_LIMIT:
-            report.errors.append(f"{path}: row group {i} is {group.total_byte_size:,} bytes (viewer limit 300 MB)")
-        elif group.total_byte_size > MAX_ROW_GROUP_BYTES * 1.5:
-            report.warnings.append(f"{path}: row group {i} is {group.total_byte_size:,} bytes (target about 100 MB)")
         if group.num_columns and not group.column(0).has_offset_index:
             report.errors.append(f"{path}: row group {i} has no page (offset) index")
     if metadata.num_row_groups == 0 or metadata.num_rows == 0:
         return
-    features = parquet_features(path) or {}
+    features = parquet_features(parquet) or {}
     image_columns = [name for name, feature in features.items() if isinstance(feature, datasets.Image)]
     first = parquet.read_row_group(0, columns=image_columns).slice(0, 2) if image_columns else None
     for name in image_columns:
@@ -146,23 +143,31 @@ def check_repo(repo: str, load: bool = True) -> Report:
             if not files:
                 report.errors.append(f"{readme}: config {name} split {split}: {entry['path']} matches no file")
                 continue
-            rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+            parquets = {}
+            for path in files:
+                try:
+                    parquets[path] = pq.ParquetFile(path)
+                except Exception as exc:
+                    report.errors.append(f"{path}: not a readable Parquet file ({exc})")
+            if len(parquets) < len(files):
+                continue
+            rows = sum(p.metadata.num_rows for p in parquets.values())
             declared = info.splits[split].num_examples if info.splits and split in info.splits else None
             if declared != rows:
                 report.errors.append(
                     f"{readme}: config {name} split {split}: the card says {declared} examples, the Parquet files hold {rows}"
                 )
-            size = sum(pq.ParquetFile(f).metadata.row_group(i).total_byte_size
-                       for f in files for i in range(pq.ParquetFile(f).metadata.num_row_groups))
+            size = sum(p.metadata.row_group(i).total_byte_size
+                       for p in parquets.values() for i in range(p.metadata.num_row_groups))
             if size > SPLIT_WARN_BYTES:
                 report.warnings.append(f"config {name} split {split}: {size:,} bytes; viewer search/statistics cover the first 5 GB")
-            for path in files:
-                embedded = parquet_features(path)
+            for path, parquet in parquets.items():
+                embedded = parquet_features(parquet)
                 if embedded is not None and info.features is not None and embedded != info.features:
                     report.errors.append(f"{path}: embedded features differ from the card's `dataset_info` of config {name}")
                 if path not in checked_files:
                     checked_files.add(path)
-                    _check_file(path, report)
+                    _check_file(path, parquet, report)
             report.checked.append((name, split, rows))
         if load and not report.errors:
             _check_loads(repo, name, report)

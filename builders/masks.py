@@ -132,18 +132,9 @@ def png16(labels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def png8(binary: np.ndarray) -> bytes:
-    """8-bit greyscale PNG bytes of a boolean/0-255 array."""
-    buffer = io.BytesIO()
-    PILImage.fromarray(np.where(np.asarray(binary) > 0, 255, 0).astype(np.uint8)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def display_rgb(image: PILImage.Image) -> np.ndarray:
     """An 8-bit RGB array for display: 16-bit and float images are contrast-stretched (0.5-99.5 %)."""
-    if image.mode in ("RGB", "L"):
-        return np.asarray(image.convert("RGB"))
-    if image.mode in ("RGBA", "LA", "P", "1", "CMYK", "YCbCr"):
+    if image.mode in ("RGB", "L", "RGBA", "LA", "P", "1", "CMYK", "YCbCr"):  # 8-bit modes
         return np.asarray(image.convert("RGB"))
     values = np.asarray(image).astype(np.float64)
     if values.ndim == 3:

@@ -57,15 +57,25 @@ def shard_counts(paths: list[str]) -> tuple[int, int]:
     return rows, objects
 
 
+def row_group_problems(path: str, metadata) -> tuple[list, list]:
+    """(errors, warnings) about the row-group sizes of one Parquet file, as the Hub viewer sees them."""
+    errors, warnings = [], []
+    for i in range(metadata.num_row_groups):
+        size = metadata.row_group(i).total_byte_size
+        if size > HARD_ROW_GROUP_LIMIT:
+            errors.append(f"{path}: row group {i} holds {size:,} bytes, above the viewer's 300 MB scan limit")
+        elif size > MAX_ROW_GROUP_BYTES * 1.5:
+            warnings.append(f"{path}: row group {i} holds {size:,} bytes (target about {MAX_ROW_GROUP_BYTES:,})")
+    return errors, warnings
+
+
 def check_row_groups(paths: list[str]) -> None:
     for path in paths:
-        metadata = pq.ParquetFile(path).metadata
-        for i in range(metadata.num_row_groups):
-            size = metadata.row_group(i).total_byte_size
-            if size > HARD_ROW_GROUP_LIMIT:
-                raise BuildError(f"{path}: row group {i} holds {size:,} bytes, above the viewer's 300 MB scan limit")
-            if size > MAX_ROW_GROUP_BYTES * 1.5:
-                warn(f"{path}: row group {i} holds {size:,} bytes (target {MAX_ROW_GROUP_BYTES:,})")
+        errors, warnings = row_group_problems(path, pq.ParquetFile(path).metadata)
+        for message in warnings:
+            warn(message)
+        if errors:
+            raise BuildError(errors[0])
 
 
 def verify_counts(builder_cls, result: ConfigResult, verify: bool) -> None:
@@ -120,7 +130,8 @@ def _prepare_config(builder_cls, config_name, scratch, repo_dir, data_dir, num_p
     folder = config_folder(config_name)
     result = ConfigResult(config_name, folder, builder.info.copy(), [])
     for split in builder.info.splits:
-        shards = sorted(glob.glob(os.path.join(build_dir, f"{builder.dataset_name}-{split}*.parquet")))
+        prefix = os.path.join(build_dir, f"{builder.dataset_name}-{split}")
+        shards = sorted(glob.glob(prefix + ".parquet") + glob.glob(prefix + "-[0-9]*.parquet"))  # not `test_x` for `test`
         targets = []
         for i, source in enumerate(shards):
             target = os.path.join(repo_dir, folder, f"{split}-{i:05d}-of-{len(shards):05d}.parquet")
@@ -149,6 +160,10 @@ def build(builder_cls, out="hub", data_dir=None, configs=None, num_proc=None, ve
     data_dir = os.path.abspath(os.path.expanduser(data_dir)) if data_dir else None
     out.mkdir(parents=True, exist_ok=True)
     final = out / builder_cls.REPO_NAME
+    previous = out / f".{builder_cls.REPO_NAME}.previous"
+    if previous.exists() and not final.exists():  # a build killed between the two renames below
+        os.replace(previous, final)
+    shutil.rmtree(previous, ignore_errors=True)
     for stale in out.glob(f".{builder_cls.REPO_NAME}.partial-*"):  # left by a killed build
         shutil.rmtree(stale, ignore_errors=True)
     scratch = tempfile.mkdtemp(prefix=f".{builder_cls.REPO_NAME}.partial-", dir=out)
@@ -159,13 +174,10 @@ def build(builder_cls, out="hub", data_dir=None, configs=None, num_proc=None, ve
         for result in results:
             verify_counts(builder_cls, result, verify)
         cards.write_card(builder_cls, results, repo_dir)
-        old = None
         if final.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{builder_cls.REPO_NAME}.partial-old-", dir=out))
-            os.replace(final, old / "repo")
+            os.replace(final, previous)
         os.replace(repo_dir, final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(previous, ignore_errors=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return final

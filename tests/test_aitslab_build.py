@@ -4,6 +4,7 @@ import dataclasses
 import io
 import logging
 import os
+import shutil
 import zipfile
 
 import numpy as np
@@ -287,3 +288,13 @@ def test_names_outside_the_cellomics_pattern_warn_and_leave_fields_empty(tmp_pat
     assert "images/weird-name.png: name does not follow the Cellomics pattern" in caplog.text
     row = load_dataset(str(staged), split="train")[0]
     assert (row["plate"], row["well"], row["field"]) == (None, None, None)
+
+
+def test_a_build_killed_between_the_two_renames_recovers_the_previous_repo(tmp_path, aitslab_fake, aitslab_staged):
+    out = tmp_path / "hub"
+    out.mkdir()
+    shutil.copytree(aitslab_staged, out / ".aitslab-bioimaging1.previous")  # the state such a kill leaves
+    with pytest.raises(BuildError):
+        build(tmp_path / "empty-data-dir-that-does-not-exist", out)
+    assert tree_bytes(out / "aitslab-bioimaging1") == tree_bytes(aitslab_staged)
+    assert not list(out.glob(".*"))

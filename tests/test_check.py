@@ -50,3 +50,10 @@ def test_features_differing_from_the_parquet_fail(copy):
     edit_readme(copy, "  - name: plate\n    dtype: string", "  - name: plate\n    dtype: int32")
     report = check_repo(str(copy), load=False)
     assert any("embedded features differ" in e for e in report.errors)
+
+
+def test_a_corrupt_shard_is_named(copy):
+    shard = copy / "data" / "validation-00000-of-00001.parquet"
+    shard.write_bytes(shard.read_bytes()[:5])
+    report = check_repo(str(copy))
+    assert any(e.startswith(f"{shard}: not a readable Parquet file") for e in report.errors)

@@ -14,7 +14,8 @@ def run(*args, cwd=None):
 
 
 def test_usage_errors_exit_2():
-    for args in ([], ["build"], ["build", "no-such-source"], ["build", "aitslab-bioimaging1", "--num-proc", "0"], ["frobnicate"]):
+    for args in ([], ["build"], ["build", "no-such-source"], ["build", "aitslab-bioimaging1", "--num-proc", "0"],
+                 ["build", "aitslab-bioimaging1", "--config", "nope"], ["frobnicate"]):
         result = run(*args)
         assert result.returncode == 2, args
         assert "usage:" in result.stderr
