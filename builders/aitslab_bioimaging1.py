@@ -29,7 +29,7 @@ import datasets
 import numpy as np
 
 from . import masks
-from .archives import Archive, Tree, locate
+from .archives import Archive, Tree
 from .base import OfficialCounts, SegmentationBuilder, SourceConfig
 from .errors import BuildError, check_or_warn, warn
 
@@ -158,7 +158,7 @@ class AitslabBioimaging1(SegmentationBuilder):
     def _split_generators(self, dl_manager):
         generators = []
         for split, archive in self.ARCHIVES.items():
-            tree = locate(dl_manager, archive, self.verify)
+            tree = self.locate(dl_manager, archive)
             pairs = find_pairs(tree, self.verify)
             generators.append(datasets.SplitGenerator(name=split, gen_kwargs={"tree": tree, "pairs": pairs}))
         return generators

@@ -61,6 +61,7 @@ class Tree:
 
     def __init__(self, path: str | os.PathLike):
         self.path = str(path)
+        self.sha256 = None  # of the archive file, set by `locate` (None for an extracted folder)
         self.label = os.path.basename(self.path.rstrip("/")) or self.path
         self._zip = None
         self.is_dir = os.path.isdir(self.path)
@@ -88,8 +89,11 @@ class Tree:
 
     def read(self, name: str) -> bytes:
         if self.is_dir:
-            with open(os.path.join(self.path, name), "rb") as handle:
-                return handle.read()
+            try:
+                with open(os.path.join(self.path, name), "rb") as handle:
+                    return handle.read()
+            except OSError as exc:
+                raise BuildError(f"{os.path.join(self.path, name)}: cannot read ({exc})") from exc
         members = self._open_zip()
         try:
             return self._zip[0].read(members[name])
@@ -136,8 +140,9 @@ def locate(dl_manager, archive: Archive, verify: bool = True) -> Tree:
             raise BuildError(f"--data-dir {data_dir}: no such folder")
         found = _search(data_dir, archive.name, want_dir=False)
         if found:
-            verify_checksum(found, archive, verify)
-            return Tree(found)
+            tree = Tree(found)
+            tree.sha256 = verify_checksum(found, archive, verify)
+            return tree
         folder = _search(data_dir, archive.folder, want_dir=True)
         if folder:
             return Tree(folder)  # an extracted tree has no published checksum to compare
@@ -158,8 +163,10 @@ def locate(dl_manager, archive: Archive, verify: bool = True) -> Tree:
             f"Download it by hand from {archive.manual or archive.url} and pass its folder with --data-dir"
         ) from exc
     try:
-        verify_checksum(path, archive, verify)
+        actual = verify_checksum(path, archive, verify)
     except BuildError:
         os.remove(path)  # never keep a corrupt download in the cache: a re-run fetches it again
         raise
-    return Tree(path)
+    tree = Tree(path)
+    tree.sha256 = actual
+    return tree

@@ -16,6 +16,7 @@ import datasets
 import numpy as np
 
 from . import masks, schema
+from .archives import Archive, Tree, locate
 
 VERSION = "1.0.0"
 MAX_ROW_GROUP_BYTES = 100_000_000  # the Hub viewer scans at most 300 MB per request
@@ -57,6 +58,10 @@ class SegmentationBuilder(datasets.GeneratorBasedBuilder):
     BYTES_PER_EXAMPLE: int = 4_000_000  # upper estimate of one row, uncompressed, for row-group sizing
     TAGS: tuple = ()
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.used_archives = {}  # archive name -> sha256 of the copy used (None: an extracted folder)
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         cls.DEFAULT_WRITER_BATCH_SIZE = max(1, MAX_ROW_GROUP_BYTES // cls.BYTES_PER_EXAMPLE)
@@ -84,6 +89,12 @@ class SegmentationBuilder(datasets.GeneratorBasedBuilder):
     @property
     def verify(self) -> bool:
         return self.config.verify
+
+    def locate(self, dl_manager, archive: Archive) -> Tree:
+        """The archive's files (from --data-dir or downloaded), verified; records what was used for the card."""
+        tree = locate(dl_manager, archive, self.verify)
+        self.used_archives[archive.name] = tree.sha256  # None: an extracted folder
+        return tree
 
     @staticmethod
     def row(image_id: str, image_bytes: bytes, image_name: str, image, labels: np.ndarray | None, **extra) -> dict:

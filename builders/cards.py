@@ -127,8 +127,11 @@ def card_metadata(builder_cls, results) -> DatasetCardData:
 def card_body(builder_cls, results) -> str:
     template = TEMPLATES / f"{builder_cls.REPO_NAME}.md"
     prose = template.read_text(encoding="utf-8").strip() if template.exists() else builder_cls.DESCRIPTION
+    used = {name: sha for r in results for name, sha in r.used_archives.items()}
     archives = "\n".join(
-        f"| `{a.name}` | {a.url or a.manual} | `{a.sha256 or 'not published'}` |" for a in builder_cls.ARCHIVES.values()
+        f"| `{a.name}` | {a.url or a.manual} | `{a.sha256 or 'not published'}` "
+        f"| {'`' + used[a.name] + '`' if used.get(a.name) else 'extracted folder (not hashed)' if a.name in used else '–'} |"
+        for a in builder_cls.ARCHIVES.values()
     )
     notes = "\n".join(f"- {note}" for note in builder_cls.NOTES)
     license_line = f"[{builder_cls.LICENSE_NAME}]({builder_cls.LICENSE_LINK})" if builder_cls.LICENSE_LINK else builder_cls.LICENSE_NAME
@@ -165,8 +168,8 @@ def card_body(builder_cls, results) -> str:
 Built by `builders/{builder_cls.__module__.rsplit('.', 1)[-1]}.py` version {VERSION} from the upstream archives exactly as published
 ({builder_cls.HOMEPAGE}):
 
-| archive | URL | SHA-256 |
-|---|---|---|
+| archive | URL | published SHA-256 | SHA-256 of the copy this was built from |
+|---|---|---|---|
 {archives}
 
 ## Licence

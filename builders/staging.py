@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from datasets.download import DownloadConfig
 
@@ -36,6 +37,7 @@ class ConfigResult:
     info: datasets.DatasetInfo
     data_files: list  # [{"split": ..., "path": ...}]
     counts: dict = field(default_factory=dict)  # split -> (images, objects)
+    used_archives: dict = field(default_factory=dict)  # archive name -> sha256 of the copy built (None: extracted)
 
 
 def downloads_cache() -> str:
@@ -51,9 +53,9 @@ def shard_counts(paths: list[str]) -> tuple[int, int]:
     """(rows, objects) over Parquet shards, from the `objects` column only."""
     rows = objects = 0
     for path in paths:
-        table = pq.read_table(path, columns=["objects"])
-        rows += table.num_rows
-        objects += sum(len(v) for v in table.column("objects").to_pylist())
+        column = pq.read_table(path, columns=["objects"]).column("objects")
+        rows += len(column)
+        objects += int(pc.sum(pc.list_value_length(column)).as_py() or 0)
     return rows, objects
 
 
@@ -128,7 +130,7 @@ def _prepare_config(builder_cls, config_name, scratch, repo_dir, data_dir, num_p
             download_config=DownloadConfig(cache_dir=downloads_cache()),
         )
     folder = config_folder(config_name)
-    result = ConfigResult(config_name, folder, builder.info.copy(), [])
+    result = ConfigResult(config_name, folder, builder.info.copy(), [], used_archives=dict(builder.used_archives))
     for split in builder.info.splits:
         prefix = os.path.join(build_dir, f"{builder.dataset_name}-{split}")
         shards = sorted(glob.glob(prefix + ".parquet") + glob.glob(prefix + "-[0-9]*.parquet"))  # not `test_x` for `test`

@@ -7,6 +7,7 @@ from huggingface_hub import DatasetCard
 from PIL import Image as PILImage
 
 from builders.aitslab_bioimaging1 import AitslabBioimaging1
+from builders.archives import sha256_of
 
 
 def test_card_metadata_matches_the_builder_and_the_data(aitslab_staged, aitslab_fake):
@@ -34,6 +35,7 @@ def test_card_body_has_every_section_and_true_counts(aitslab_staged, aitslab_fak
         assert f"| default | {split} | {len(objects)} | {official[0]} | {sum(objects.values())} | ~{official[1]} |" in body
     assert "@article{arvidsson2023aitslab" in body and "10.5281/zenodo.6657260" in body
     assert all(a.sha256 in body for a in AitslabBioimaging1.ARCHIVES.values())
+    assert all(f"| `{sha256_of(path)}` |" in body for path in manifest["archives"].values())  # the copies built
     assert all(note in body for note in AitslabBioimaging1.NOTES)
     assert "| `plate` | `Value('string')` | Cellomics plate id" in body
 
