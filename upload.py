@@ -48,10 +48,9 @@ def _setup_logging() -> None:
 
 
 def _shown(path: Path) -> str:
-    try:
-        return os.path.relpath(path)
-    except ValueError:
-        return str(path)
+    """A path as the user would type it: relative below the working folder, else absolute."""
+    relative = os.path.relpath(path)
+    return str(Path(path).resolve()) if relative.startswith("..") else relative
 
 
 def _build(sources, args) -> list[Path]:
