@@ -53,19 +53,14 @@ def _shown(path: Path) -> str:
     return str(Path(path).resolve()) if relative.startswith("..") else relative
 
 
-def _build(sources, args) -> list[Path]:
+def _build(source: str, **options) -> Path:
+    """Build one source with `staging.build` options (out, data_dir, configs, num_proc, verify)."""
     from builders import staging
 
-    built = []
-    for source in sources:
-        print(f"Building {source} ...", file=sys.stderr)
-        path = staging.build(
-            _registry()[source], out=args.out, data_dir=args.data_dir, configs=args.config,
-            num_proc=args.num_proc, verify=not args.no_verify,
-        )
-        print(f"Staged {source} in {_shown(path)}")
-        built.append(path)
-    return built
+    print(f"Building {source} ...", file=sys.stderr)
+    path = staging.build(_registry()[source], **options)
+    print(f"Staged {source} in {_shown(path)}")
+    return path
 
 
 def _print_report(path, report) -> None:
@@ -79,8 +74,9 @@ def _print_report(path, report) -> None:
 
 
 def cmd_build(args) -> int:
-    sources = list(_registry()) if args.all else args.sources
-    _build(sources, args)
+    for source in list(_registry()) if args.all else args.sources:
+        _build(source, out=args.out, data_dir=args.data_dir, configs=args.config,
+               num_proc=args.num_proc, verify=not args.no_verify)
     return 0
 
 
@@ -112,7 +108,6 @@ def cmd_demo(args) -> int:
     from builders.check import check_repo
 
     out = Path(args.out)
-    args.data_dir, args.config, args.num_proc, args.no_verify = None, None, None, True
     failed = 0
     # Fake archives never match the official checksums and counts: those warnings are expected here.
     logging.getLogger("builders").setLevel(logging.ERROR)
@@ -121,8 +116,7 @@ def cmd_demo(args) -> int:
         upstream = out / "upstream" / source
         fakes.write_demo_archives(source, upstream)
         print(f"Wrote fake {source} archives in the upstream layout to {_shown(upstream)}")
-        args.data_dir, args.out = str(upstream), str(out / "hub")
-        (path,) = _build([source], args)
+        path = _build(source, out=out / "hub", data_dir=upstream, verify=False)
         report = check_repo(str(path))
         _print_report(path, report)
         failed += not report.ok

@@ -103,10 +103,9 @@ class SegmentationBuilder(datasets.GeneratorBasedBuilder):
         `image` is the decoded image (for the preview); `labels` a label image with ids 1..N (every id
         present), or None for an unlabelled image.
         """
-        stem = image_name.rsplit("/", 1)[-1]
         return {
             "image_id": image_id,
-            "image": {"bytes": image_bytes, "path": stem},
+            "image": {"bytes": image_bytes, "path": image_name.rsplit("/", 1)[-1]},
             "instance_mask": None if labels is None else {"bytes": masks.png16(labels), "path": f"{image_id}_mask.png"},
             "objects": [] if labels is None else masks.objects_from_labels(labels),
             "preview": {"bytes": masks.preview_jpeg(image, labels), "path": f"{image_id}_preview.jpg"},

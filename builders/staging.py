@@ -131,6 +131,7 @@ def _prepare_config(builder_cls, config_name, scratch, repo_dir, data_dir, num_p
         )
     folder = config_folder(config_name)
     result = ConfigResult(config_name, folder, builder.info.copy(), [], used_archives=dict(builder.used_archives))
+    written = []
     for split in builder.info.splits:
         prefix = os.path.join(build_dir, f"{builder.dataset_name}-{split}")
         shards = sorted(glob.glob(prefix + ".parquet") + glob.glob(prefix + "-[0-9]*.parquet"))  # not `test_x` for `test`
@@ -141,10 +142,11 @@ def _prepare_config(builder_cls, config_name, scratch, repo_dir, data_dir, num_p
             shutil.move(source, target)
             targets.append(target)
         check_row_groups(targets)
+        written += targets
         result.counts[split] = shard_counts(targets)
         result.data_files.append({"split": split, "path": f"{folder}/{split}-*"})
     result.info.config_name = config_name
-    result.info.download_size = sum(os.path.getsize(p) for p in glob.glob(os.path.join(repo_dir, folder, "*.parquet")))
+    result.info.download_size = sum(os.path.getsize(p) for p in written)
     result.info.dataset_size = sum(s.num_bytes for s in result.info.splits.values())
     result.info.size_in_bytes = None
     result.info.download_checksums = None
