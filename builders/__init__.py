@@ -6,8 +6,9 @@ name (`REPO_NAME`), its metadata and its card template (`dataset_cards/<REPO_NAM
 
 from .aitslab_bioimaging1 import AitslabBioimaging1
 from .errors import BuildError
+from .nucleussegdata import NucleusSegData
 from .schema import CORE_COLUMNS, CORE_FEATURES, core_view
 
-REGISTRY = {cls.SOURCE_ID: cls for cls in (AitslabBioimaging1,)}
+REGISTRY = {cls.SOURCE_ID: cls for cls in (AitslabBioimaging1, NucleusSegData)}
 
 __all__ = ["REGISTRY", "BuildError", "CORE_COLUMNS", "CORE_FEATURES", "core_view"]

@@ -4,7 +4,8 @@ An `Archive` is one published file (name, official URL, SHA-256, and the top fol
 to). `locate` returns a readable `Tree` for it:
 
 - with `--data-dir DIR` (`dl_manager.manual_dir`): the archive as published (`DIR/**/<name>`) or
-  its extracted tree (`DIR/**/<folder>/`); no network;
+  its extracted tree (`DIR/**/<folder>/`), or, where the archive's name is not published, the one
+  folder or zip below DIR that holds its `contains` folders; no network;
 - otherwise the official URL through the `datasets` DownloadManager (cached between runs).
 
 A published file is checked against its SHA-256: a mismatch is an error naming the file and both
@@ -31,6 +32,9 @@ class Archive:
     sha256: str | None  # as published or recorded by a trusted third party; None where unknown
     folder: str  # the folder the archive extracts to, e.g. "training_nuclei"
     manual: str = ""  # where to download by hand when `url` fails or is unknown
+    # Folder names that identify a copy under another name (for archives whose name is not
+    # published): with --data-dir, any folder holding all of them, or zip containing them, is taken.
+    contains: tuple = ()
 
 
 def sha256_of(path: str | os.PathLike) -> str:
@@ -117,6 +121,36 @@ def _search(root: str, name: str, want_dir: bool) -> str | None:
     return None
 
 
+def _zip_holds(path: str, folders: tuple) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            parts = {part for name in archive.namelist() for part in name.replace("\\", "/").split("/")[:-1]}
+    except (zipfile.BadZipFile, OSError) as exc:
+        warn(f"{path}: not a readable zip archive ({exc}); skipped")
+        return False
+    return set(folders) <= parts
+
+
+def _search_contents(root: str, archive: Archive, exclude: set) -> str | None:
+    """The one folder or zip below `root` holding all of `archive.contains` (named like no other archive)."""
+    found = []
+    for current, dirs, files in os.walk(root):
+        dirs.sort()
+        if set(archive.contains) <= set(dirs):
+            dirs[:] = []  # the copy itself: do not descend into it
+            found.append(current)
+            continue
+        found += [os.path.join(current, f) for f in sorted(files) if f.lower().endswith(".zip") and f not in exclude]
+    found = [path for path in found if os.path.basename(path) not in exclude
+             and (os.path.isdir(path) or _zip_holds(path, archive.contains))]
+    if len(found) > 1:
+        raise BuildError(
+            f"--data-dir {root}: {len(found)} copies hold {'/, '.join(archive.contains)}/ ({', '.join(found)}); "
+            f"name the one for {archive.name} '{archive.name}' (or its folder '{archive.folder}')"
+        )
+    return found[0] if found else None
+
+
 def verify_checksum(path: str, archive: Archive, verify: bool) -> str:
     """SHA-256 of `path` against the recorded one; returns the actual hash."""
     actual = sha256_of(path)
@@ -131,8 +165,11 @@ def verify_checksum(path: str, archive: Archive, verify: bool) -> str:
     return actual
 
 
-def locate(dl_manager, archive: Archive, verify: bool = True) -> Tree:
-    """A `Tree` over `archive`, from `--data-dir` if given, else downloaded from its official URL."""
+def locate(dl_manager, archive: Archive, verify: bool = True, exclude: set = frozenset()) -> Tree:
+    """A `Tree` over `archive`, from `--data-dir` if given, else downloaded from its official URL.
+
+    `exclude`: file and folder names of the source's other archives, never taken for this one.
+    """
     data_dir = getattr(dl_manager, "manual_dir", None)
     if data_dir:
         data_dir = os.path.abspath(os.path.expanduser(data_dir))
@@ -146,8 +183,16 @@ def locate(dl_manager, archive: Archive, verify: bool = True) -> Tree:
         folder = _search(data_dir, archive.folder, want_dir=True)
         if folder:
             return Tree(folder)  # an extracted tree has no published checksum to compare
+        copy = _search_contents(data_dir, archive, exclude) if archive.contains else None
+        if copy and os.path.isdir(copy):
+            return Tree(copy)
+        if copy:
+            tree = Tree(copy)
+            tree.sha256 = verify_checksum(copy, archive, verify)
+            return tree
         raise BuildError(
             f"--data-dir {data_dir}: neither {archive.name} nor an extracted {archive.folder}/ folder was found"
+            + (f" (nor any folder or zip holding {'/, '.join(archive.contains)}/)" if archive.contains else "")
             + (f"; download it from {archive.url or archive.manual}" if (archive.url or archive.manual) else "")
         )
     if not archive.url:

@@ -48,6 +48,7 @@ class SegmentationBuilder(datasets.GeneratorBasedBuilder):
     LICENSE: str = ""  # Hub licence id (SPDX lower-case) or "other"
     LICENSE_NAME: str = ""  # for LICENSE == "other"
     LICENSE_LINK: str = ""
+    LICENSE_TERMS: str = ""  # the terms in words, for the card, where the licence is not a standard one
     CITATION: str = ""  # BibTeX
     ARCHIVES: dict = {}  # split or config key -> archives.Archive
     OFFICIAL_COUNTS: dict = {}  # config name -> OfficialCounts
@@ -92,7 +93,8 @@ class SegmentationBuilder(datasets.GeneratorBasedBuilder):
 
     def locate(self, dl_manager, archive: Archive) -> Tree:
         """The archive's files (from --data-dir or downloaded), verified; records what was used for the card."""
-        tree = locate(dl_manager, archive, self.verify)
+        others = {name for other in self.ARCHIVES.values() if other != archive for name in (other.name, other.folder)}
+        tree = locate(dl_manager, archive, self.verify, exclude=others)
         self.used_archives[archive.name] = tree.sha256  # None: an extracted folder
         return tree
 

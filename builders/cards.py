@@ -66,6 +66,10 @@ def schema_rows(builder_cls) -> list[str]:
     return rows
 
 
+def _number(value) -> str:
+    return "–" if value is None else f"{value:,}"
+
+
 def counts_rows(builder_cls, results) -> list[str]:
     rows = []
     for result in results:
@@ -74,8 +78,8 @@ def counts_rows(builder_cls, results) -> list[str]:
             off_images, off_objects = official.splits.get(split, (None, None)) if official else (None, None)
             approx = "~" if official and official.objects_approximate and off_objects is not None else ""
             rows.append(
-                f"| {result.name} | {split} | {images:,} | {off_images if off_images is not None else '–'} "
-                f"| {objects:,} | {approx}{off_objects if off_objects is not None else '–'} |"
+                f"| {result.name} | {split} | {images:,} | {_number(off_images)} "
+                f"| {objects:,} | {approx}{_number(off_objects)} |"
             )
     return rows
 
@@ -174,7 +178,7 @@ Built by `builders/{builder_cls.__module__.rsplit('.', 1)[-1]}.py` version {VERS
 
 ## Licence
 
-{license_line} (`{builder_cls.LICENSE}`). Cite the authors when you use the data.
+{license_line} (`{builder_cls.LICENSE}`).{' ' + builder_cls.LICENSE_TERMS if builder_cls.LICENSE_TERMS else ''} Cite the authors when you use the data.
 
 ## Citation
 

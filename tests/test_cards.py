@@ -32,7 +32,7 @@ def test_card_body_has_every_section_and_true_counts(aitslab_staged, aitslab_fak
         assert heading in body
     for split, objects in manifest["objects"].items():
         official = AitslabBioimaging1.OFFICIAL_COUNTS["default"].splits[split]
-        assert f"| default | {split} | {len(objects)} | {official[0]} | {sum(objects.values())} | ~{official[1]} |" in body
+        assert f"| default | {split} | {len(objects)} | {official[0]} | {sum(objects.values()):,} | ~{official[1]:,} |" in body
     assert "@article{arvidsson2023aitslab" in body and "10.5281/zenodo.6657260" in body
     assert all(a.sha256 in body for a in AitslabBioimaging1.ARCHIVES.values())
     assert all(f"| `{sha256_of(path)}` |" in body for path in manifest["archives"].values())  # the copies built
