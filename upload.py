@@ -100,6 +100,8 @@ def cmd_list(args) -> int:
         for archive in cls.ARCHIVES.values():
             print(f"  archive: {archive.name}  {archive.url or '(download by hand: ' + archive.manual + ')'}")
             print(f"           sha256 {archive.sha256 or 'not published'}")
+            if archive.url and archive.manual and archive.manual != archive.url:
+                print(f"           if that fails, download it by hand from {archive.manual}")
     return 0
 
 

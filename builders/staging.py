@@ -25,7 +25,7 @@ from datasets.download import DownloadConfig
 
 from . import cards
 from .base import MAX_ROW_GROUP_BYTES
-from .errors import BuildError, check_or_warn, warn
+from .errors import BuildError, check_or_warn, find_build_error, warn
 
 HARD_ROW_GROUP_LIMIT = 300_000_000  # the viewer's scan limit per request
 
@@ -174,7 +174,13 @@ def build(builder_cls, out="hub", data_dir=None, configs=None, num_proc=None, ve
     try:
         repo_dir = os.path.join(scratch, "repo")
         os.makedirs(repo_dir)
-        results = [_prepare_config(builder_cls, c, scratch, repo_dir, data_dir, num_proc, verify) for c in configs]
+        try:
+            results = [_prepare_config(builder_cls, c, scratch, repo_dir, data_dir, num_proc, verify) for c in configs]
+        except Exception as exc:  # `datasets` wraps errors raised while generating: surface ours as they are
+            cause = find_build_error(exc)
+            if cause is None or cause is exc:
+                raise
+            raise BuildError(str(cause)) from exc
         for result in results:
             verify_counts(builder_cls, result, verify)
         cards.write_card(builder_cls, results, repo_dir)

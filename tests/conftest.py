@@ -42,3 +42,22 @@ def aitslab_staged(tmp_path_factory, aitslab_fake):
     upstream, _ = aitslab_fake
     out = tmp_path_factory.mktemp("aitslab-hub")
     return staging.build(REGISTRY["aitslab-bioimaging1"], out=out, data_dir=upstream, verify=False)
+
+
+@pytest.fixture(scope="session")
+def nsd_fake(tmp_path_factory):
+    """Fake NucleusSegData lab zips (both versions, published counts) and their manifest."""
+    from builders.fakes import nucleussegdata as fake
+
+    folder = tmp_path_factory.mktemp("nsd-upstream")
+    return folder, fake.write_archives(folder)
+
+
+@pytest.fixture(scope="session")
+def nsd_staged(tmp_path_factory, nsd_fake):
+    """The staged repo built from `nsd_fake`, with the official counts verified."""
+    from builders import REGISTRY, staging
+
+    upstream, _ = nsd_fake
+    out = tmp_path_factory.mktemp("nsd-hub")
+    return staging.build(REGISTRY["nucleussegdata"], out=out, data_dir=upstream, verify=True)

@@ -33,6 +33,8 @@ def test_list_shows_sources_licences_and_urls():
     assert result.returncode == 0
     assert "aitslab-bioimaging1" in result.stdout and "cc-by-4.0" in result.stdout
     assert "https://zenodo.org/records/6657260/files/training_nuclei.zip" in result.stdout
+    assert "nucleussegdata" in result.stdout and "other: Research use only" in result.stdout
+    assert "configs: original, extended" in result.stdout
 
 
 def test_a_failure_exits_1_with_a_message_not_a_traceback(tmp_path):
@@ -57,3 +59,6 @@ def test_demo_runs_offline_and_prints_how_to_load(tmp_path):
     assert "load_dataset('demo_out/hub/aitslab-bioimaging1', 'default')" in result.stdout
     assert ": OK" in result.stdout
     assert (tmp_path / "demo_out" / "upstream" / "aitslab-bioimaging1" / "training_nuclei.zip").is_file()
+    assert (tmp_path / "demo_out" / "hub" / "nucleussegdata" / "original" / "train-00000-of-00001.parquet").is_file()
+    assert "load_dataset('demo_out/hub/nucleussegdata', 'original')" in result.stdout
+    assert result.stdout.count(": OK") == 2
