@@ -168,9 +168,7 @@ def find_sets(tree: Tree, verify: bool = True) -> dict[str, list[tuple[str, str,
     return found
 
 
-_ALLOWED = np.zeros(256, dtype=bool)
-_ALLOWED[[ord(c) for c in "0123456789 \t\r\n"]] = True
-MAX_DIGITS = 9  # ids stay far below 10**9 (max < 300 upstream); longer tokens would overflow silently
+MAX_DIGITS = 9  # ids stay far below 10**9 (max < 300 upstream); longer tokens could overflow
 
 
 def _position(data: bytes, offset: int) -> tuple[int, int, str]:
@@ -194,12 +192,12 @@ def parse_matrix(data: bytes, name: str, shape: tuple[int, int]) -> np.ndarray:
     """
     rows, cols = shape
     raw = np.frombuffer(data, dtype=np.uint8)
-    bad = np.flatnonzero(~_ALLOWED[raw])
-    if bad.size:
-        line, column, token = _position(data, int(bad[0]))
+    digit = (raw >= ord("0")) & (raw <= ord("9"))
+    bad = ~(digit | (raw == ord(" ")) | (raw == ord("\n")) | (raw == ord("\t")) | (raw == ord("\r")))
+    if bad.any():
+        line, column, token = _position(data, int(np.argmax(bad)))
         raise BuildError(f"{name}: line {line}, column {column}: {token!r} is not a non-negative integer")
-    digit = raw >= ord("0")
-    starts = digit.copy()  # first digit of each value
+    starts = digit.copy()  # the first digit of each value
     starts[1:] &= ~digit[:-1]
     newlines = np.flatnonzero(raw == ord("\n"))
     if data.endswith(b"\n"):
@@ -213,13 +211,17 @@ def parse_matrix(data: bytes, name: str, shape: tuple[int, int]) -> np.ndarray:
     if wrong.size:
         line = int(wrong[0])
         raise BuildError(f"{name}: line {line + 1} has {per_line[line]} values, expected {cols} (one per image column)")
-    long_run = digit[: len(digit) - MAX_DIGITS].copy()  # True where MAX_DIGITS + 1 digits follow in a row
-    for k in range(1, MAX_DIGITS + 1):
-        long_run &= digit[k: len(digit) - MAX_DIGITS + k]
-    if long_run.any():
-        line, column, token = _position(data, int(np.argmax(long_run)))
+    first = np.flatnonzero(starts)
+    lengths = np.flatnonzero(digit & ~np.append(digit[1:], False)) + 1 - first
+    if lengths.max() > MAX_DIGITS:
+        line, column, token = _position(data, int(first[np.argmax(lengths)]))
         raise BuildError(f"{name}: line {line}, column {column}: {token!r} is too large for an instance id")
-    values = np.fromstring(data.decode("ascii"), dtype=np.int64, sep=" ")
+    # Decimal values, one digit position at a time; most values are a single "0".
+    values = (raw[first] - ord("0")).astype(np.int64)
+    longer = np.flatnonzero(lengths > 1)
+    for k in range(1, int(lengths.max())):
+        longer = longer[lengths[longer] > k]
+        values[longer] = values[longer] * 10 + (raw[first[longer] + k] - ord("0"))
     return values.reshape(rows, cols)
 
 
