@@ -194,9 +194,15 @@ def preview_figure(repo_dir: str, result) -> bytes | None:
     shards = sorted(glob.glob(os.path.join(repo_dir, result.folder, f"{split}-*.parquet")))
     if not shards:
         return None
-    table = pq.ParquetFile(shards[0]).read_row_group(0, columns=["preview"]).slice(0, PREVIEW_TILES)
+    cells = []  # the first PREVIEW_TILES rows, whatever the sharding
+    for shard in shards:
+        parquet = pq.ParquetFile(shard)
+        for group in range(parquet.num_row_groups):
+            if len(cells) < PREVIEW_TILES:
+                table = parquet.read_row_group(group, columns=["preview"]).slice(0, PREVIEW_TILES - len(cells))
+                cells += table.column("preview").to_pylist()
     tiles = []
-    for cell in table.column("preview").to_pylist():
+    for cell in cells:
         tile = PILImage.open(io.BytesIO(cell["bytes"])).convert("RGB")
         tile.thumbnail((PREVIEW_TILE, PREVIEW_TILE))
         canvas = PILImage.new("RGB", (PREVIEW_TILE, PREVIEW_TILE))
