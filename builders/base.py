@@ -58,10 +58,15 @@ class SegmentationBuilder(datasets.GeneratorBasedBuilder):
     COLUMN_DOCS: dict = {}  # meaning of each extra column / "objects.<field>", for the card's schema table
     BYTES_PER_EXAMPLE: int = 4_000_000  # upper estimate of one row, uncompressed, for row-group sizing
     TAGS: tuple = ()
+    # Sources whose configs overlap (NuCLS folds) are generated once, as the splits of this hidden
+    # config ("parts"); the builder fills `self.layout` {config: {split: [part, ...]}} and each
+    # published config's data_files list its parts, so nothing is stored twice.
+    PARTS_CONFIG: str | None = None
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.used_archives = {}  # archive name -> sha256 of the copy used (None: an extracted folder)
+        self.layout = {}  # PARTS_CONFIG builders: config -> split -> parts
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -73,8 +78,8 @@ class SegmentationBuilder(datasets.GeneratorBasedBuilder):
 
     @classmethod
     def config_names(cls) -> list[str]:
-        """Config names, default first."""
-        names = [c.name for c in cls.BUILDER_CONFIGS]
+        """Published config names, default first."""
+        names = [c.name for c in cls.BUILDER_CONFIGS if c.name != cls.PARTS_CONFIG]
         default = cls.DEFAULT_CONFIG_NAME or names[0]
         return [default] + [n for n in names if n != default]
 
@@ -99,17 +104,21 @@ class SegmentationBuilder(datasets.GeneratorBasedBuilder):
         return tree
 
     @staticmethod
-    def row(image_id: str, image_bytes: bytes, image_name: str, image, labels: np.ndarray | None, **extra) -> dict:
+    def row(image_id: str, image_bytes: bytes, image_name: str, image, labels: np.ndarray | None,
+            objects: list | None = None, **extra) -> dict:
         """One example: the published image bytes, the label image as a 16-bit PNG, its objects and a preview.
 
         `image` is the decoded image (for the preview); `labels` a label image with ids 1..N (every id
-        present), or None for an unlabelled image.
+        present), or None for an unlabelled image. `objects`: records made by the builder (for sources
+        that publish their own outlines), instead of those traced from `labels`.
         """
+        if objects is None:
+            objects = [] if labels is None else masks.objects_from_labels(labels)
         return {
             "image_id": image_id,
             "image": {"bytes": image_bytes, "path": image_name.rsplit("/", 1)[-1]},
             "instance_mask": None if labels is None else {"bytes": masks.png16(labels), "path": f"{image_id}_mask.png"},
-            "objects": [] if labels is None else masks.objects_from_labels(labels),
+            "objects": objects,
             "preview": {"bytes": masks.preview_jpeg(image, labels), "path": f"{image_id}_preview.jpg"},
             **extra,
         }

@@ -190,8 +190,9 @@ Built by `builders/{builder_cls.__module__.rsplit('.', 1)[-1]}.py` version {VERS
 
 def preview_figure(repo_dir: str, result) -> bytes | None:
     """A grid of the first previews of the default config's first split, as PNG bytes."""
-    split = next(iter(result.counts), None)
-    shards = sorted(glob.glob(os.path.join(repo_dir, result.folder, f"{split}-*.parquet")))
+    patterns = result.data_files[0]["path"] if result.data_files else []
+    patterns = [patterns] if isinstance(patterns, str) else patterns
+    shards = [path for pattern in patterns for path in sorted(glob.glob(os.path.join(repo_dir, pattern)))]
     if not shards:
         return None
     cells = []  # the first PREVIEW_TILES rows, whatever the sharding

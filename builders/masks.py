@@ -3,8 +3,9 @@
 - decoding: `decode_image` (clear error for unreadable bytes), `labels_from_colours` (colour-coded
   RGB annotation -> uint16 label image);
 - per-object records: `objects_from_labels` (`instance_id` 1..N, COCO `bbox`, `area`, `polygon`);
-- encoding: `png16` (16-bit PNG bytes of a label image), `preview_jpeg` (image with coloured
-  instance outlines, for the Hub viewer).
+- encoding: `png16` (16-bit PNG bytes of a label image), `png8` (binary mask), `preview_jpeg`
+  (image with coloured instance outlines, for the Hub viewer);
+- geometry for sources that publish their own outlines: `pixel_boxes`, `polygon_pixels`.
 
 Coordinates: pixel (row r, column c) covers the square [c, c+1] x [r, r+1], as in COCO. A bbox is
 `[x_min, y_min, width, height]` of that cover; polygons are traced through the pixel-edge
@@ -130,6 +131,36 @@ def png16(labels: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     PILImage.fromarray(np.ascontiguousarray(labels, dtype=np.uint16)).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def png8(binary: np.ndarray) -> bytes:
+    """8-bit greyscale PNG bytes (PIL mode `L`) of a binary mask: 255 where true, else 0."""
+    buffer = io.BytesIO()
+    PILImage.fromarray(np.where(np.asarray(binary, dtype=bool), 255, 0).astype(np.uint8), "L").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def pixel_boxes(labels: np.ndarray, count: int) -> list[tuple[list[float] | None, int]]:
+    """`(bbox, area)` of ids 1..count of a label image; `(None, 0)` for an id without pixels."""
+    labels = np.asarray(labels)
+    areas = np.bincount(labels.ravel(), minlength=count + 1)
+    found = []
+    for k, box in enumerate(ndimage.find_objects(labels, max_label=count), start=1):
+        if box is None:
+            found.append((None, 0))
+            continue
+        rows, cols = box
+        found.append(([float(cols.start), float(rows.start), float(cols.stop - cols.start), float(rows.stop - rows.start)],
+                      int(areas[k])))
+    return found
+
+
+def polygon_pixels(points: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column indices of the pixels whose centres lie inside a polygon of `[x, y]` points."""
+    from skimage.draw import polygon
+
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    return polygon(points[:, 1], points[:, 0], shape)
 
 
 def display_rgb(image: PILImage.Image) -> np.ndarray:

@@ -38,6 +38,7 @@ class ConfigResult:
     data_files: list  # [{"split": ..., "path": ...}]
     counts: dict = field(default_factory=dict)  # split -> (images, objects)
     used_archives: dict = field(default_factory=dict)  # archive name -> sha256 of the copy built (None: extracted)
+    layout: dict = field(default_factory=dict)  # PARTS_CONFIG builds: config -> split -> parts
 
 
 def downloads_cache() -> str:
@@ -113,7 +114,7 @@ def _inside(folder: str):
         os.chdir(previous)
 
 
-def _prepare_config(builder_cls, config_name, scratch, repo_dir, data_dir, num_proc, verify) -> ConfigResult:
+def _prepare_config(builder_cls, config_name, scratch, repo_dir, data_dir, num_proc, verify, folder=None) -> ConfigResult:
     builder = builder_cls(
         config_name=config_name,
         cache_dir=os.path.join(scratch, "cache"),
@@ -129,8 +130,9 @@ def _prepare_config(builder_cls, config_name, scratch, repo_dir, data_dir, num_p
             num_proc=num_proc if num_proc and num_proc > 1 else None,
             download_config=DownloadConfig(cache_dir=downloads_cache()),
         )
-    folder = config_folder(config_name)
-    result = ConfigResult(config_name, folder, builder.info.copy(), [], used_archives=dict(builder.used_archives))
+    folder = folder or config_folder(config_name)
+    result = ConfigResult(config_name, folder, builder.info.copy(), [], used_archives=dict(builder.used_archives),
+                          layout=builder.layout)
     written = []
     for split in builder.info.splits:
         prefix = os.path.join(build_dir, f"{builder.dataset_name}-{split}")
@@ -151,6 +153,31 @@ def _prepare_config(builder_cls, config_name, scratch, repo_dir, data_dir, num_p
     result.info.size_in_bytes = None
     result.info.download_checksums = None
     return result
+
+
+def _configs_from_parts(parts: ConfigResult, configs: list[str], repo_dir: str) -> list[ConfigResult]:
+    """Published configs whose splits list the parts built once; parts no config uses are removed."""
+    files = {part: glob.glob(os.path.join(repo_dir, parts.folder, f"{part}-[0-9]*.parquet")) for part in parts.counts}
+    results = []
+    for name in configs:
+        info = parts.info.copy()
+        info.config_name, info.splits = name, datasets.SplitDict()
+        result = ConfigResult(name, parts.folder, info, [], used_archives=parts.used_archives)
+        for split, members in parts.layout[name].items():
+            images = sum(parts.counts[m][0] for m in members)
+            result.counts[split] = (images, sum(parts.counts[m][1] for m in members))
+            info.splits.add(datasets.SplitInfo(name=split, num_examples=images,
+                                               num_bytes=sum(parts.info.splits[m].num_bytes for m in members)))
+            result.data_files.append({"split": split, "path": [f"{parts.folder}/{m}-*" for m in members]})
+        used = {m for members in parts.layout[name].values() for m in members}
+        info.dataset_size = sum(s.num_bytes for s in info.splits.values())
+        info.download_size = sum(os.path.getsize(f) for m in used for f in files[m])
+        results.append(result)
+    used = {m for result in results for members in parts.layout[result.name].values() for m in members}
+    for part in set(files) - used:  # only a subset of the configs was asked for
+        for path in files[part]:
+            os.remove(path)
+    return results
 
 
 def build(builder_cls, out="hub", data_dir=None, configs=None, num_proc=None, verify=True) -> Path:
@@ -175,7 +202,12 @@ def build(builder_cls, out="hub", data_dir=None, configs=None, num_proc=None, ve
         repo_dir = os.path.join(scratch, "repo")
         os.makedirs(repo_dir)
         try:
-            results = [_prepare_config(builder_cls, c, scratch, repo_dir, data_dir, num_proc, verify) for c in configs]
+            if builder_cls.PARTS_CONFIG:
+                parts = _prepare_config(builder_cls, builder_cls.PARTS_CONFIG, scratch, repo_dir, data_dir, num_proc,
+                                        verify, folder="data")
+                results = _configs_from_parts(parts, configs, repo_dir)
+            else:
+                results = [_prepare_config(builder_cls, c, scratch, repo_dir, data_dir, num_proc, verify) for c in configs]
         except Exception as exc:  # `datasets` wraps errors raised while generating: surface ours as they are
             cause = find_build_error(exc)
             if cause is None or cause is exc:
