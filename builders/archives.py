@@ -20,6 +20,7 @@ import os
 import stat
 import zipfile
 from dataclasses import dataclass
+from typing import Callable
 from pathlib import Path, PurePosixPath
 
 from .errors import BuildError, check_or_warn, warn
@@ -35,6 +36,7 @@ class Archive:
     # Folder names that identify a copy under another name (for archives whose name is not
     # published): with --data-dir, any folder holding all of them, or zip containing them, is taken.
     contains: tuple = ()
+    identify: Callable[[Tree], bool] | None = None  # for such a copy: is it this archive (not another version)?
 
 
 def sha256_of(path: str | os.PathLike) -> str:
@@ -132,21 +134,23 @@ def _zip_holds(path: str, folders: tuple) -> bool:
 
 
 def _search_contents(root: str, archive: Archive, exclude: set) -> str | None:
-    """The one folder or zip below `root` holding all of `archive.contains` (named like no other archive)."""
+    """The one folder or zip below `root` holding all of `archive.contains`, named like no other archive
+    and accepted by `archive.identify` (which tells versions of the same layout apart)."""
     found = []
     for current, dirs, files in os.walk(root):
-        dirs.sort()
+        dirs[:] = sorted(d for d in dirs if not _is_metadata(d))
+        found += [os.path.join(current, f) for f in sorted(files)
+                  if f.lower().endswith(".zip") and f not in exclude and _zip_holds(os.path.join(current, f), archive.contains)]
         if set(archive.contains) <= set(dirs):
             dirs[:] = []  # the copy itself: do not descend into it
-            found.append(current)
-            continue
-        found += [os.path.join(current, f) for f in sorted(files) if f.lower().endswith(".zip") and f not in exclude]
-    found = [path for path in found if os.path.basename(path) not in exclude
-             and (os.path.isdir(path) or _zip_holds(path, archive.contains))]
+            if os.path.basename(current) not in exclude:
+                found.append(current)
+    if archive.identify:
+        found = [path for path in found if archive.identify(Tree(path))]
     if len(found) > 1:
         raise BuildError(
-            f"--data-dir {root}: {len(found)} copies hold {'/, '.join(archive.contains)}/ ({', '.join(found)}); "
-            f"name the one for {archive.name} '{archive.name}' (or its folder '{archive.folder}')"
+            f"--data-dir {root}: {len(found)} copies could be {archive.name} ({', '.join(found)}); "
+            f"rename the right one to '{archive.name}' (or its folder to '{archive.folder}')"
         )
     return found[0] if found else None
 
@@ -154,8 +158,9 @@ def _search_contents(root: str, archive: Archive, exclude: set) -> str | None:
 def verify_checksum(path: str, archive: Archive, verify: bool) -> str:
     """SHA-256 of `path` against the recorded one; returns the actual hash."""
     actual = sha256_of(path)
+    label = archive.name if os.path.basename(path) == archive.name else f"{os.path.basename(path)} (as {archive.name})"
     if archive.sha256 is None:
-        warn(f"{archive.name}: no published SHA-256 to check against; sha256 of this copy is {actual}")
+        warn(f"{label}: no published SHA-256 to check against; sha256 of this copy is {actual}")
     else:
         check_or_warn(
             actual == archive.sha256,
@@ -192,7 +197,7 @@ def locate(dl_manager, archive: Archive, verify: bool = True, exclude: set = fro
             return tree
         raise BuildError(
             f"--data-dir {data_dir}: neither {archive.name} nor an extracted {archive.folder}/ folder was found"
-            + (f" (nor any folder or zip holding {'/, '.join(archive.contains)}/)" if archive.contains else "")
+            + (f" (nor another folder or zip of it holding {'/, '.join(archive.contains)}/)" if archive.contains else "")
             + (f"; download it from {archive.url or archive.manual}" if (archive.url or archive.manual) else "")
         )
     if not archive.url:
@@ -209,9 +214,15 @@ def locate(dl_manager, archive: Archive, verify: bool = True, exclude: set = fro
         ) from exc
     try:
         actual = verify_checksum(path, archive, verify)
-    except BuildError:
+        tree = Tree(path)
+    except BuildError as exc:
         os.remove(path)  # never keep a corrupt download in the cache: a re-run fetches it again
-        raise
-    tree = Tree(path)
+        if archive.sha256 is not None:
+            raise
+        # No checksum to catch it: a guessed URL may answer with a web page instead of the archive.
+        raise BuildError(
+            f"{archive.name}: the download from {archive.url} is not the archive ({exc}). "
+            f"Download it by hand from {archive.manual or archive.url} and pass its folder with --data-dir"
+        ) from exc
     tree.sha256 = actual
     return tree

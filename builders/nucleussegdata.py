@@ -27,13 +27,15 @@ NOTE: `cell_line` comes from the folder for the test sets. `TrainingSet` mixes H
       243). In `extended` the counts of the 15 added training images are not published, so a count cannot
       tell an original image from a new one, and `cell_line` is null for all training images.
 NOTE: the archives' file names and checksums are not published: the build takes `NucleusSegData.zip` /
-      `NucleusSegDataExtended.zip`, their extracted folders, or any one zip or folder below `--data-dir`
-      holding the three set folders, and records the SHA-256 of the copy it built in the card.
+      `NucleusSegDataExtended.zip`, their extracted folders, or a zip or folder of another name below
+      `--data-dir` holding the three set folders, recognised as the original (10 training images) or the
+      extended version (25); it records the SHA-256 of the copy it built in the card.
 """
 
 from __future__ import annotations
 
 import re
+from functools import partial
 
 import datasets
 import numpy as np
@@ -44,14 +46,23 @@ from .base import OfficialCounts, SegmentationBuilder, SourceConfig
 from .errors import BuildError, check_or_warn, warn
 
 HOMEPAGE = "https://mysite.ku.edu.tr/cgunduz/downloads/nucleussegdata/"
+IMAGE = re.compile(r"^(?P<stem>.+)\.jpe?g$", re.IGNORECASE)  # applied to file names
 SETS = {"TrainingSet": "train", "HepG2TestSet": "test_hepg2", "Huh7TestSet": "test_huh7"}
 
-# The zips' names are not published; these URLs are the best guess (see NOTES).
+
+def training_images(tree: Tree, count: int) -> bool:
+    """Whether `tree` holds `count` TrainingSet images: 10 in the original version, 25 in the extended one."""
+    return sum(1 for name in tree.files if name.split("/")[-2:-1] == ["TrainingSet"] and IMAGE.match(name)) == count
+
+
+# The zips' names are not published; these URLs are the best guess (see NOTES). A copy under another
+# name is recognised by its set folders and told apart from the other version by its training images.
 ARCHIVES = {
     "original": Archive("NucleusSegData.zip", HOMEPAGE + "NucleusSegData.zip", None, "NucleusSegData",
-                        manual=HOMEPAGE, contains=tuple(SETS)),
+                        manual=HOMEPAGE, contains=tuple(SETS), identify=partial(training_images, count=10)),
     "extended": Archive("NucleusSegDataExtended.zip", HOMEPAGE + "NucleusSegDataExtended.zip", None,
-                        "NucleusSegDataExtended", manual=HOMEPAGE, contains=tuple(SETS)),
+                        "NucleusSegDataExtended", manual=HOMEPAGE, contains=tuple(SETS),
+                        identify=partial(training_images, count=25)),
 }
 
 OFFICIAL_COUNTS = {
@@ -103,7 +114,6 @@ CITATION = """\
 DESCRIPTION = " ".join(__doc__.split("\n\n")[1].split())
 NOTES = tuple(" ".join(n.split()) for n in __doc__.split("NOTE:")[1:])
 
-IMAGE = re.compile(r"^(?P<stem>.+)\.jpe?g$", re.IGNORECASE)
 ANNOTATION = (  # name without `.txt` -> the image stem it annotates
     (re.compile(r"^(?P<prefix>.+)_ann(?P<n>\d+)$"), lambda m: m["prefix"] + m["n"]),  # tr_ann1 -> tr1
     (re.compile(r"^(?P<stem>.+)_(gold|ann)$"), lambda m: m["stem"]),  # huh7_ts6_gold, tr1_ann -> the stem
@@ -210,7 +220,9 @@ def parse_matrix(data: bytes, name: str, shape: tuple[int, int]) -> np.ndarray:
     wrong = np.flatnonzero(per_line != cols)
     if wrong.size:
         line = int(wrong[0])
-        raise BuildError(f"{name}: line {line + 1} has {per_line[line]} values, expected {cols} (one per image column)")
+        where = f"column {cols + 1} is one too many" if per_line[line] > cols else f"column {per_line[line] + 1} is missing"
+        raise BuildError(f"{name}: line {line + 1} has {per_line[line]} values, expected {cols} (one per image column; "
+                         f"{where})")
     first = np.flatnonzero(starts)
     lengths = np.flatnonzero(digit & ~np.append(digit[1:], False)) + 1 - first
     if lengths.max() > MAX_DIGITS:

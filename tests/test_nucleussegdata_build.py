@@ -34,8 +34,8 @@ def rows_of(staged, config):
     (b"1 2 3 \n4 x 6 \n", r"f: line 2, column 2: 'x' is not a non-negative integer"),
     (b"1 2 3 \n4 5 -6 \n", r"f: line 2, column 3: '-6' is not a non-negative integer"),
     (b"1 2.5 3 \n4 5 6 \n", r"f: line 1, column 2: '2.5' is not a non-negative integer"),
-    (b"1 2 3 \n4 5 \n", r"f: line 2 has 2 values, expected 3"),
-    (b"1 2 3 4 \n4 5 6 \n", r"f: line 1 has 4 values, expected 3"),
+    (b"1 2 3 \n4 5 \n", r"f: line 2 has 2 values, expected 3 .*column 3 is missing"),
+    (b"1 2 3 4 \n4 5 6 \n", r"f: line 1 has 4 values, expected 3 .*column 4 is one too many"),
     (b"1 2 3 \n", r"f: 1 lines, expected 2"),
     (b"1 2 3 \n4 5 6 \n7 8 9 \n", r"f: 3 lines, expected 2"),
     (b"1 2 3 \n\n4 5 6 \n", r"f: 3 lines, expected 2"),  # a blank line is a line, not skipped
@@ -151,13 +151,66 @@ def test_the_extended_copy_is_never_taken_for_the_original(tmp_path):
         build(tmp_path / "up", tmp_path / "hub", configs=["original"])
 
 
-def test_two_unnamed_copies_are_ambiguous(tmp_path):
+def test_copies_under_other_names_are_told_apart_by_their_training_images(tmp_path, nsd_staged):
     manifest = fake.write_archives(tmp_path / "zips")
+    up = tmp_path / "up"
+    with zipfile.ZipFile(manifest["archives"]["original"]) as archive:  # extracted without its top folder
+        for member in archive.namelist():
+            if not member.endswith("/"):
+                target = up / member.split("/", 1)[1]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(archive.read(member))
+    shutil.copy(manifest["archives"]["extended"], up / "nsd_2020.zip")  # beside the set folders
+    (up / "__MACOSX" / "TrainingSet").mkdir(parents=True)  # resource forks are not a copy
+    (up / "__MACOSX" / "HepG2TestSet").mkdir()
+    (up / "__MACOSX" / "Huh7TestSet").mkdir()
+    staged = build(up, tmp_path / "hub")
+    for config in ("original", "extended"):
+        assert load_dataset(str(staged), config).data == load_dataset(str(nsd_staged), config).data
+
+
+def test_one_unnamed_copy_is_never_taken_for_the_other_version(tmp_path):
+    manifest = fake.write_archives(tmp_path / "zips", configs=("original",))
+    (tmp_path / "up").mkdir()
+    shutil.copy(manifest["archives"]["original"], tmp_path / "up" / "nucleussegdata.zip")
+    staged = build(tmp_path / "up", tmp_path / "hub", configs=["original"])
+    assert load_dataset(str(staged), "original", split="train").num_rows == 10
+    with pytest.raises(BuildError, match=r"neither NucleusSegDataExtended.zip nor .*nor another folder or zip of it"):
+        build(tmp_path / "up", tmp_path / "hub", configs=["extended"])
+
+
+def test_two_unnamed_copies_of_one_version_are_ambiguous(tmp_path):
+    manifest = fake.write_archives(tmp_path / "zips", configs=("original",))
     (tmp_path / "up").mkdir()
     shutil.copy(manifest["archives"]["original"], tmp_path / "up" / "a.zip")
-    shutil.copy(manifest["archives"]["extended"], tmp_path / "up" / "b.zip")
-    with pytest.raises(BuildError, match=r"2 copies hold TrainingSet/.*a\.zip.*b\.zip.*name the one"):
+    shutil.copy(manifest["archives"]["original"], tmp_path / "up" / "b.zip")
+    with pytest.raises(BuildError, match=r"2 copies could be NucleusSegData.zip .*a\.zip.*b\.zip.*rename the right one"):
         build(tmp_path / "up", tmp_path / "hub", configs=["original"])
+
+
+def test_a_web_page_instead_of_the_zip_says_where_to_download_by_hand(tmp_path, monkeypatch):
+    import dataclasses
+    import functools
+    import http.server
+    import threading
+
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "NucleusSegData.zip").write_bytes(b"<html>Moved to the new lab page</html>")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "site"))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/NucleusSegData.zip"
+        archives = {**NucleusSegData.ARCHIVES, "original": dataclasses.replace(NucleusSegData.ARCHIVES["original"], url=url)}
+        monkeypatch.setattr(NucleusSegData, "ARCHIVES", archives)
+        for _ in range(2):  # the bad download is not cached: the second run fails the same way
+            with pytest.raises(BuildError, match=r"NucleusSegData.zip: the download from .* is not the archive .*"
+                                                 r"by hand from https://mysite.ku.edu.tr/.*--data-dir"):
+                staging.build(NucleusSegData, out=tmp_path / "hub", configs=["original"])
+    finally:
+        server.shutdown()
+    assert not (tmp_path / "hub" / "nucleussegdata").exists()
 
 
 def lab_zip(path, members):
@@ -173,7 +226,7 @@ def test_a_matrix_of_the_wrong_shape_fails_with_the_file_and_line(tmp_path):
     members = {**pair("TrainingSet/tr1", labels, "TrainingSet/tr_ann1")}
     members["TrainingSet/tr_ann1"] = fake.matrix_text(labels[:, :-1])
     lab_zip(tmp_path, members)
-    with pytest.raises(BuildError, match=r"NucleusSegData.zip:NucleusSegData/TrainingSet/tr_ann1: line 1 has 63 values, expected 64"):
+    with pytest.raises(BuildError, match=r"NucleusSegData.zip:NucleusSegData/TrainingSet/tr_ann1: line 1 has 63 values, expected 64 .*column 64 is missing"):
         build(tmp_path, tmp_path / "hub", configs=["original"])
     assert not (tmp_path / "hub" / "nucleussegdata").exists()
 
