@@ -7,8 +7,9 @@ name (`REPO_NAME`), its metadata and its card template (`dataset_cards/<REPO_NAM
 from .aitslab_bioimaging1 import AitslabBioimaging1
 from .errors import BuildError
 from .nucleussegdata import NucleusSegData
+from .nucls import NuCLS
 from .schema import CORE_COLUMNS, CORE_FEATURES, core_view
 
-REGISTRY = {cls.SOURCE_ID: cls for cls in (AitslabBioimaging1, NucleusSegData)}
+REGISTRY = {cls.SOURCE_ID: cls for cls in (AitslabBioimaging1, NucleusSegData, NuCLS)}
 
 __all__ = ["REGISTRY", "BuildError", "CORE_COLUMNS", "CORE_FEATURES", "core_view"]

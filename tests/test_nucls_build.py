@@ -1,0 +1,200 @@
+"""NuCLS built from a fake archive holding every quirk of the specs."""
+
+import glob
+import io
+import logging
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from datasets import Image, load_dataset
+from PIL import Image as PILImage
+
+from builders import core_view, schema, staging
+from builders.errors import BuildError
+from builders.fakes import nucls as fake
+from builders.fakes import write_zip
+from builders.nucls import MAIN_CLASSES, RAW_CLASSES, SUPER_CLASSES, NuCLS, decode_mask, match_nuclei, read_nuclei
+
+CONFIGS = ["all", "fold_1", "fold_2", "fold_3", "fold_4", "fold_5", "fold_999"]
+
+
+@pytest.fixture(scope="module")
+def nucls(tmp_path_factory):
+    upstream = tmp_path_factory.mktemp("nucls-up")
+    manifest = fake.write_archives(upstream)
+    staged = staging.build(NuCLS, out=tmp_path_factory.mktemp("nucls-hub"), data_dir=upstream, verify=False)
+    return staged, manifest
+
+
+def test_every_config_has_the_fold_membership_of_the_split_files(nucls):
+    staged, manifest = nucls
+    assert NuCLS.config_names() == CONFIGS
+    for config in CONFIGS:
+        ds = load_dataset(str(staged), config)
+        if config == "all":
+            assert list(ds) == ["train"] and sorted(ds["train"]["image_id"]) == sorted(manifest["fovs"])
+            continue
+        fold = manifest["folds"][int(config.split("_")[1])]
+        assert {split: sorted(ds[split]["image_id"]) for split in ds} == fold
+        assert not set(fold["train"]) & set(fold["test"])
+    tests = [fov for k in (1, 2, 3, 4, 5) for fov in manifest["folds"][k]["test"]]
+    assert sorted(tests) == sorted(manifest["fovs"])  # the five test folds partition the FOVs
+
+
+def test_fold_2_loads_train_and_test_with_no_fov_in_both(nucls):
+    staged, manifest = nucls
+    ds = load_dataset(str(staged), "fold_2")
+    train, test = set(ds["train"]["image_id"]), set(ds["test"]["image_id"])
+    assert train and test and not train & test and train | test == set(manifest["fovs"])
+    assert {row["hospital"] for row in ds["test"]} == {"E2"}  # the hospital of test fold 2
+
+
+def test_no_image_is_stored_twice(nucls):
+    staged, manifest = nucls
+    shards = sorted(glob.glob(str(staged / "**" / "*.parquet"), recursive=True))
+    images = [cell["bytes"] for path in shards for cell in pq.read_table(path, columns=["image"]).column("image").to_pylist()]
+    assert len(images) == len(set(images)) == len(manifest["fovs"])
+
+
+def test_masks_objects_and_classes_are_exact(nucls):
+    staged, manifest = nucls
+    ds = load_dataset(str(staged), "all", split="train")
+    raw = ds.cast_column("image", Image(decode=False))
+    features = ds.features["objects"].feature
+    assert ds.features == NuCLS.features()
+    assert [features[f].names for f in ("raw_classification", "main_classification", "super_classification")] == [
+        list(RAW_CLASSES), MAIN_CLASSES, SUPER_CLASSES]
+    assert "other_nucleus" in MAIN_CLASSES and "other_nucleus" in SUPER_CLASSES
+    seen_raw, seen_types, covered, rgba = set(), set(), 0, 0
+    for i, row in enumerate(ds):
+        expected = manifest["fovs"][row["image_id"]]
+        image = PILImage.open(io.BytesIO(raw[i]["image"]["bytes"]))
+        rgba += image.mode == "RGBA"
+        assert image.mode == ("RGBA" if expected["rgba"] else "RGB")  # bytes as published
+        mask = np.asarray(row["instance_mask"])
+        assert mask.shape == (image.height, image.width)
+        assert np.array_equal(mask, expected["labels"])  # the instance partition, ids = CSV rows
+        assert np.array_equal(np.asarray(row["roi_mask"]) == 255, expected["roi"])
+        assert row["slide"] == expected["slide"] and row["hospital"] == expected["hospital"]
+        assert len(row["objects"]) == len(expected["classes"])
+        for k, (obj, classes) in enumerate(zip(row["objects"], expected["classes"]), start=1):
+            names = tuple(features[f].int2str(obj[f]) for f in
+                          ("raw_classification", "main_classification", "super_classification", "annotation_type"))
+            assert obj["instance_id"] == k and names == classes
+            seen_raw.add(names[0])
+            seen_types.add(names[3])
+            ys, xs = np.nonzero(mask == k)
+            assert obj["area"] == len(xs)
+            if len(xs):
+                assert obj["bbox"] == [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]
+            else:  # completely painted over: kept, with its CSV box
+                covered += 1
+                assert obj["bbox"][2] > 0 and obj["bbox"][3] > 0
+            polygon = np.array(obj["polygon"])
+            assert polygon.min() >= 0 and (polygon[:, 0] <= image.width).all() and (polygon[:, 1] <= image.height).all()
+    assert seen_raw == set(RAW_CLASSES) and seen_types == {"polyline", "rectangle"}
+    assert covered >= 1 and rgba == 1
+
+
+def test_the_box_centre_pixel_would_pick_the_wrong_nucleus(nucls):
+    """In the overlap quirk the big nucleus's box centre lies in the small one: matching by overlap is right."""
+    staged, manifest = nucls
+    ds = load_dataset(str(staged), "all", split="train")
+    checked = 0
+    for row in ds:
+        mask = np.asarray(row["instance_mask"])
+        for obj in row["objects"]:
+            x, y, w, h = obj["bbox"]
+            if obj["area"] and w > 20:  # the big overlapped nucleus
+                centre = mask[int(y + h / 2), int(x + w / 2)]
+                assert centre not in (0, obj["instance_id"])
+                checked += 1
+    assert checked >= 3
+
+
+def test_mask_decoding_rules():
+    mask = np.zeros((4, 5, 4), np.uint8)
+    mask[..., 3] = 255  # alpha: ignored
+    mask[:3, :4, :3] = (253, 1, 2)  # the FOV rectangle with its own id pair
+    mask[0, 0, :3] = (1, 2, 128)  # 256: 0 in uint8
+    mask[0, 1, :3] = (3, 3, 86)  # 258: the FOV's 2 in uint8
+    mask[1, 1, :3] = (99, 20, 30)  # unlabeled nucleus, 600
+    data = io.BytesIO()
+    PILImage.fromarray(mask, "RGBA").save(data, format="PNG")
+    ids, code = decode_mask(data.getvalue(), "m.png", (5, 6))  # image 2 px larger in each direction: padded
+    assert ids.shape == (5, 6) and ids.dtype == np.int32
+    assert ids[0, 0] == 256 and ids[0, 1] == 258 and ids[1, 1] == 600
+    assert (ids[(code == 253) | (code == 0)] == 0).all() and ids[2, 2] == 0 and code[2, 2] == 253
+    assert (code[3:, :] == 0).all() and (code[:, 4:] == 0).all()
+    small, _ = decode_mask(data.getvalue(), "m.png", (2, 2))  # cropped, top-left aligned
+    assert small.tolist() == [[256, 258], [0, 600]]
+
+
+def test_csv_quirks_and_malformed_rows():
+    header = ",raw_classification,main_classification,super_classification,type,xmin,ymin,xmax,ymax,coords_x,coords_y\n"
+    good = header + '0,correction_tumor,tumor_nonMitotic,tumor_any,polyline,1,1,5.0,5,"1,5.0,,5,1","1,1,,5,1"\n'
+    nuclei = read_nuclei(good.encode(), "f.csv")
+    assert nuclei[0]["raw"] == "tumor" and nuclei[0]["points"].tolist() == [[1, 1], [5, 1], [5, 5], [1, 1]]
+    for row, message in [
+        ('0,tumour,tumor_nonMitotic,tumor_any,polyline,1,1,5,5,"1,5","1,5"', r"f.csv: line 2: unknown raw_classification 'tumour'"),
+        ('0,tumor,tumor_nonMitotic,tumor_any,polygon,1,1,5,5,"1,5","1,5"', r"line 2: unknown type 'polygon'"),
+        ('0,tumor,tumor_nonMitotic,tumor_any,polyline,1,x,5,5,"1,5","1,5"', r"line 2: ymin 'x' is not a number"),
+        ('0,tumor,tumor_nonMitotic,tumor_any,polyline,1,1,5,5,"1,5,6","1,5"', r"line 2: 3 x but 2 y coordinates"),
+        ('0,tumor,tumor_nonMitotic,tumor_any,polyline,1,1,5', r"line 2: 11 fields expected"),
+    ]:
+        with pytest.raises(BuildError, match=message):
+            read_nuclei((header + row + "\n").encode(), "f.csv")
+    with pytest.raises(BuildError, match=r"f.csv: missing column\(s\) coords_y"):
+        read_nuclei(header.replace(",coords_y", "").encode(), "f.csv")
+
+
+def test_a_mask_instance_without_csv_row_is_dropped_with_a_warning(caplog):
+    ids = np.zeros((10, 10), np.int32)
+    ids[1:4, 1:4] = 300
+    ids[6:9, 6:9] = 500
+    nucleus = {"points": np.array([(1, 1), (3, 1), (3, 3), (1, 3), (1, 1)], float), "box": [1, 1, 3, 3], "type": "rectangle"}
+    with caplog.at_level(logging.WARNING, logger="builders"):
+        labels = match_nuclei(ids, [nucleus], "m.png")
+    assert labels.max() == 1 and (labels[6:9, 6:9] == 0).all() and "1 mask instance(s) overlap no CSV row" in caplog.text
+
+
+def test_a_broken_fold_file_fails_with_a_clear_message(tmp_path):
+    import zipfile
+
+    manifest = fake.write_archives(tmp_path / "zips")
+    with zipfile.ZipFile(manifest["archives"]["all"]) as archive:
+        members = {n: archive.read(n) for n in archive.namelist() if not n.endswith("/")}
+    test_1 = "NuCLS_dataset/train_test_splits/fold_1_test.csv"
+    train_1 = "NuCLS_dataset/train_test_splits/fold_1_train.csv"
+    moved = members[test_1].decode().splitlines()[1]
+    members[train_1] += (moved + "\n").encode()  # one slide in both train and test of fold 1
+    write_zip(tmp_path / "up" / "NuCLS_dataset.zip", members)
+    with pytest.raises(BuildError, match=r"fold 1: slides in both train and test: TCGA-A2-"):
+        staging.build(NuCLS, out=tmp_path / "hub", data_dir=tmp_path / "up", verify=False)
+    assert not (tmp_path / "hub" / "nucls").exists()
+
+
+def test_official_counts_and_hospitals_are_verified(tmp_path, nucls):
+    _, manifest = nucls
+    with pytest.raises(BuildError, match=r"FOVs per hospital differ from the official counts: A1: 0 \(official 23\)"):
+        staging.build(NuCLS, out=tmp_path / "hub", data_dir=manifest["archives"]["all"].parent, verify=True)
+
+
+def test_a_config_subset_stores_only_its_parts(tmp_path, nucls):
+    staged, manifest = nucls
+    upstream = manifest["archives"]["all"].parent
+    subset = staging.build(NuCLS, out=tmp_path / "hub", data_dir=upstream, configs=["fold_999"], verify=False)
+    ds = load_dataset(str(subset), "fold_999")
+    assert {s: sorted(ds[s]["image_id"]) for s in ds} == manifest["folds"][999]
+    rows = sum(pq.ParquetFile(p).metadata.num_rows for p in glob.glob(str(subset / "data" / "*.parquet")))
+    assert rows == len(manifest["folds"][999]["train"]) + len(manifest["folds"][999]["test"])
+
+
+def test_core_columns_are_the_shared_schema(nucls):
+    staged, _ = nucls
+    ds = load_dataset(str(staged), "fold_1", split="test")
+    assert [ds.features[name] for name in schema.CORE_COLUMNS if name != "objects"] == [
+        schema.CORE_FEATURES[name] for name in schema.CORE_COLUMNS if name != "objects"]
+    assert core_view(ds).features == schema.CORE_FEATURES
+    assert core_view(ds)[0]["objects"][0]["bbox"] == ds[0]["objects"][0]["bbox"]
