@@ -151,13 +151,15 @@ def find_fovs(tree: Tree, verify: bool = True) -> tuple[str, dict, dict]:
 
 
 def read_fold(data: bytes, name: str) -> set[str]:
-    """Slide names listed in a fold file (column `slide_name`, else the second column)."""
+    """Slide names listed in a fold file (column `slide_name`)."""
     rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
-    if not rows:
-        raise BuildError(f"{name}: empty fold file")
-    column = rows[0].index("slide_name") if "slide_name" in rows[0] else 1
+    if not rows or "slide_name" not in rows[0]:
+        raise BuildError(f"{name}: no header with a slide_name column")
+    column = rows[0].index("slide_name")
     slides = set()
     for line, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue  # a blank line
         if len(row) <= column or not row[column].strip():
             raise BuildError(f"{name}: line {line}: no slide name")
         slides.add(row[column].strip())
@@ -190,10 +192,12 @@ def fold_layout(fovs: list[str], folds: dict, where: str) -> tuple[dict, dict]:
     parts = {names[sig]: [fov for fov in fovs if membership[fov] == sig] for sig in signatures}
     layout = {"all": {"train": list(parts)}}
     for i, fold in enumerate(FOLDS):
-        layout[f"fold_{fold}"] = {
-            split: [names[sig] for sig in signatures if sig[i] == split] for split in ("train", "test")
-            if any(sig[i] == split for sig in signatures)
-        }
+        layout[f"fold_{fold}"] = {}
+        for split in ("train", "test"):
+            members = [names[sig] for sig in signatures if sig[i] == split]
+            if not members:
+                raise BuildError(f"{where}: fold {fold} {split}: none of its slides has a FOV")
+            layout[f"fold_{fold}"][split] = members
     return parts, layout
 
 
@@ -306,8 +310,9 @@ def objects_of(labels: np.ndarray, nuclei: list[dict]) -> list[dict]:
     height, width = labels.shape
     objects = []
     for k, (nucleus, (bbox, area)) in enumerate(zip(nuclei, masks.pixel_boxes(labels, len(nuclei))), start=1):
-        if bbox is None:  # painted over by other nuclei: the CSV box stands in
-            x0, y0, x1, y1 = nucleus["box"]
+        if bbox is None:  # painted over by other nuclei: the CSV box (inclusive, as painted) stands in
+            x0, y0 = np.clip(nucleus["box"][:2], 0, [width, height])
+            x1, y1 = np.clip(np.add(nucleus["box"][2:], 1), 0, [width, height])
             bbox = [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]
         points = np.clip(nucleus["points"], 0, [width, height]).astype(np.float32)
         objects.append({

@@ -14,7 +14,8 @@ from builders import core_view, schema, staging
 from builders.errors import BuildError
 from builders.fakes import nucls as fake
 from builders.fakes import write_zip
-from builders.nucls import MAIN_CLASSES, RAW_CLASSES, SUPER_CLASSES, NuCLS, decode_mask, match_nuclei, read_nuclei
+from builders.nucls import (MAIN_CLASSES, RAW_CLASSES, SUPER_CLASSES, NuCLS, decode_mask, fold_layout, match_nuclei,
+                           objects_of, read_fold, read_nuclei)
 
 CONFIGS = ["all", "fold_1", "fold_2", "fold_3", "fold_4", "fold_5", "fold_999"]
 
@@ -198,3 +199,45 @@ def test_core_columns_are_the_shared_schema(nucls):
         schema.CORE_FEATURES[name] for name in schema.CORE_COLUMNS if name != "objects"]
     assert core_view(ds).features == schema.CORE_FEATURES
     assert core_view(ds)[0]["objects"][0]["bbox"] == ds[0]["objects"][0]["bbox"]
+
+
+def test_fold_files_tolerate_blank_lines_and_need_a_slide_name_column():
+    assert read_fold(b",slide_name,hospital,type,fold\r\n0,TCGA-A1-X,A1,train,1\r\n\r\n", "f") == {"TCGA-A1-X"}
+    with pytest.raises(BuildError, match="f: no header with a slide_name column"):
+        read_fold(b"0,TCGA-A1-X,A1,train,1\n", "f")
+
+
+def test_fold_checks_name_the_fold_and_the_slide():
+    slides = [f"TCGA-{h}-A00{i}-DX1" for i, h in enumerate(("A2", "E2", "D8", "EW", "GM"))]
+    fovs = [f"{slide}_id-{i}" for i, slide in enumerate(slides)]
+
+    def folds(debug_test):
+        table = {k: {"test": {slides[k - 1]}, "train": set(slides) - {slides[k - 1]}} for k in (1, 2, 3, 4, 5)}
+        table[999] = {"train": {slides[0]}, "test": debug_test}
+        return table
+
+    parts, layout = fold_layout(fovs, folds({slides[1]}), "splits")
+    assert sorted(len(members) for members in parts.values()) == [1] * 5  # every FOV has its own membership
+    assert [fov for part in layout["fold_999"]["train"] for fov in parts[part]] == [fovs[0]]
+    assert [fov for part in layout["fold_999"]["test"] for fov in parts[part]] == [fovs[1]]
+    assert sorted(layout["all"]["train"]) == sorted(parts)
+    with pytest.raises(BuildError, match="splits: fold 999 test: none of its slides has a FOV"):
+        fold_layout(fovs, folds({"TCGA-XX-0000-DX1"}), "splits")
+    broken = folds({slides[1]})
+    broken[2]["test"] = {slides[0], slides[1]}
+    broken[2]["train"] -= {slides[0]}
+    with pytest.raises(BuildError, match=r"FOV TCGA-A2-A000-DX1_id-0 \(slide TCGA-A2-A000-DX1\) is in the test set of 2"):
+        fold_layout(fovs, broken, "splits")
+    broken = folds({slides[1]})
+    broken[3]["train"] -= {slides[0]}
+    with pytest.raises(BuildError, match=r"slide TCGA-A2-A000-DX1\) is in neither train nor test of fold 3"):
+        fold_layout(fovs, broken, "splits")
+
+
+def test_a_covered_nucleus_keeps_its_csv_box_clipped_to_the_image():
+    labels = np.zeros((10, 10), np.uint16)
+    nucleus = {"raw": "tumor", "main": "tumor_nonMitotic", "super": "tumor_any", "type": "rectangle",
+               "box": [-3.0, 6.0, 2.0, 12.0], "points": np.array([(-3, 6), (2, 6), (2, 12), (-3, 12), (-3, 6)], float)}
+    (obj,) = objects_of(labels, [nucleus])
+    assert obj["area"] == 0 and obj["bbox"] == [0.0, 6.0, 3.0, 4.0]
+    assert np.array(obj["polygon"]).min() >= 0 and np.array(obj["polygon"]).max() <= 10
