@@ -25,39 +25,39 @@ def samples() -> Path:
     return SAMPLES
 
 
+def _fake(tmp_path_factory, source: str):
+    """(folder, manifest) of the default fake archives of `source` (`builders/fakes/<source>.py`)."""
+    import importlib
+
+    folder = tmp_path_factory.mktemp(f"{source}-upstream")
+    return folder, importlib.import_module(f"builders.fakes.{source.replace('-', '_')}").write_archives(folder)
+
+
+def _staged(tmp_path_factory, source: str, upstream, verify: bool):
+    from builders import REGISTRY, staging
+
+    return staging.build(REGISTRY[source], out=tmp_path_factory.mktemp(f"{source}-hub"), data_dir=upstream, verify=verify)
+
+
 @pytest.fixture(scope="session")
 def aitslab_fake(tmp_path_factory):
     """Fake Aitslab zips (images/ layout) and the manifest of what they hold."""
-    from builders.fakes import aitslab_bioimaging1 as fake
-
-    folder = tmp_path_factory.mktemp("aitslab-upstream")
-    return folder, fake.write_archives(folder)
+    return _fake(tmp_path_factory, "aitslab-bioimaging1")
 
 
 @pytest.fixture(scope="session")
 def aitslab_staged(tmp_path_factory, aitslab_fake):
     """The staged repo built from `aitslab_fake`."""
-    from builders import REGISTRY, staging
-
-    upstream, _ = aitslab_fake
-    out = tmp_path_factory.mktemp("aitslab-hub")
-    return staging.build(REGISTRY["aitslab-bioimaging1"], out=out, data_dir=upstream, verify=False)
+    return _staged(tmp_path_factory, "aitslab-bioimaging1", aitslab_fake[0], verify=False)
 
 
 @pytest.fixture(scope="session")
 def nsd_fake(tmp_path_factory):
     """Fake NucleusSegData lab zips (both versions, published counts) and their manifest."""
-    from builders.fakes import nucleussegdata as fake
-
-    folder = tmp_path_factory.mktemp("nsd-upstream")
-    return folder, fake.write_archives(folder)
+    return _fake(tmp_path_factory, "nucleussegdata")
 
 
 @pytest.fixture(scope="session")
 def nsd_staged(tmp_path_factory, nsd_fake):
     """The staged repo built from `nsd_fake`, with the official counts verified."""
-    from builders import REGISTRY, staging
-
-    upstream, _ = nsd_fake
-    out = tmp_path_factory.mktemp("nsd-hub")
-    return staging.build(REGISTRY["nucleussegdata"], out=out, data_dir=upstream, verify=True)
+    return _staged(tmp_path_factory, "nucleussegdata", nsd_fake[0], verify=True)
