@@ -180,20 +180,15 @@ def locate(dl_manager, archive: Archive, verify: bool = True, exclude: set = fro
         data_dir = os.path.abspath(os.path.expanduser(data_dir))
         if not os.path.isdir(data_dir):
             raise BuildError(f"--data-dir {data_dir}: no such folder")
-        found = _search(data_dir, archive.name, want_dir=False)
+        found = (
+            _search(data_dir, archive.name, want_dir=False)
+            or _search(data_dir, archive.folder, want_dir=True)
+            or (_search_contents(data_dir, archive, exclude) if archive.contains else None)
+        )
         if found:
             tree = Tree(found)
-            tree.sha256 = verify_checksum(found, archive, verify)
-            return tree
-        folder = _search(data_dir, archive.folder, want_dir=True)
-        if folder:
-            return Tree(folder)  # an extracted tree has no published checksum to compare
-        copy = _search_contents(data_dir, archive, exclude) if archive.contains else None
-        if copy and os.path.isdir(copy):
-            return Tree(copy)
-        if copy:
-            tree = Tree(copy)
-            tree.sha256 = verify_checksum(copy, archive, verify)
+            if not tree.is_dir:  # an extracted tree has no published checksum to compare
+                tree.sha256 = verify_checksum(found, archive, verify)
             return tree
         raise BuildError(
             f"--data-dir {data_dir}: neither {archive.name} nor an extracted {archive.folder}/ folder was found"

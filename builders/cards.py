@@ -188,11 +188,15 @@ Built by `builders/{builder_cls.__module__.rsplit('.', 1)[-1]}.py` version {VERS
 """
 
 
+def split_files(repo: str, entry) -> list[str]:
+    """The files of one `data_files` entry (`{"split", "path": pattern or [patterns]}`) in a repo folder."""
+    patterns = [entry["path"]] if isinstance(entry["path"], str) else entry["path"]
+    return sorted({path for pattern in patterns for path in glob.glob(os.path.join(repo, pattern))})
+
+
 def preview_figure(repo_dir: str, result) -> bytes | None:
     """A grid of the first previews of the default config's first split, as PNG bytes."""
-    patterns = result.data_files[0]["path"] if result.data_files else []
-    patterns = [patterns] if isinstance(patterns, str) else patterns
-    shards = [path for pattern in patterns for path in sorted(glob.glob(os.path.join(repo_dir, pattern)))]
+    shards = split_files(repo_dir, result.data_files[0]) if result.data_files else []
     if not shards:
         return None
     cells = []  # the first PREVIEW_TILES rows, whatever the sharding

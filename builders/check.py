@@ -23,6 +23,7 @@ from datasets.info import DatasetInfosDict
 from huggingface_hub import DatasetCard
 from PIL import Image as PILImage
 
+from .cards import split_files
 from .staging import row_group_problems
 
 SPLIT_WARN_BYTES = 5_000_000_000
@@ -37,18 +38,6 @@ class Report:
     @property
     def ok(self) -> bool:
         return not self.errors
-
-
-def _patterns(entry) -> list[str]:
-    path = entry["path"]
-    return [path] if isinstance(path, str) else list(path)
-
-
-def split_files(repo: str, entry) -> list[str]:
-    files = set()
-    for pattern in _patterns(entry):
-        files.update(glob.glob(os.path.join(repo, pattern)))
-    return sorted(files)
 
 
 def parquet_features(parquet: pq.ParquetFile) -> datasets.Features | None:
