@@ -6,10 +6,11 @@ name (`REPO_NAME`), its metadata and its card template (`dataset_cards/<REPO_NAM
 
 from .aitslab_bioimaging1 import AitslabBioimaging1
 from .errors import BuildError
+from .fluocells import FluorescentNeuronalCells
 from .nucleussegdata import NucleusSegData
 from .nucls import NuCLS
 from .schema import CORE_COLUMNS, CORE_FEATURES, core_view
 
-REGISTRY = {cls.SOURCE_ID: cls for cls in (AitslabBioimaging1, NucleusSegData, NuCLS)}
+REGISTRY = {cls.SOURCE_ID: cls for cls in (AitslabBioimaging1, NucleusSegData, NuCLS, FluorescentNeuronalCells)}
 
 __all__ = ["REGISTRY", "BuildError", "CORE_COLUMNS", "CORE_FEATURES", "core_view"]

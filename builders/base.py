@@ -10,7 +10,7 @@ which assembles one example from the published image bytes and a label image.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import datasets
 import numpy as np
@@ -29,10 +29,22 @@ class SourceConfig(datasets.BuilderConfig):
 
 @dataclass(frozen=True)
 class OfficialCounts:
-    """Published split sizes: images exactly, objects exactly unless `objects_approximate`."""
+    """Published split sizes: images exactly, objects exactly unless `objects_approximate`.
 
-    splits: dict  # split -> (images, objects or None)
+    A key of `splits` (and of `empty`, `tolerance`) is a split name, or split names joined by `+`
+    where only their total is published (e.g. `"train+test"`).
+    """
+
+    splits: dict  # split key -> (images, objects or None)
     objects_approximate: bool = False
+    empty: dict = field(default_factory=dict)  # split key -> labelled images without any object
+    tolerance: dict = field(default_factory=dict)  # split key -> image-count difference only warned about
+
+
+def split_total(counts: dict, key: str) -> tuple[int, int]:
+    """(images, objects) of a split in `counts`, or summed over the splits of a key such as `"train+test"`."""
+    found = [counts.get(split, (0, 0)) for split in key.split("+")]
+    return sum(images for images, _ in found), sum(objects for _, objects in found)
 
 
 class SegmentationBuilder(datasets.GeneratorBasedBuilder):

@@ -21,7 +21,7 @@ from datasets.info import DatasetInfosDict
 from huggingface_hub import DatasetCard, DatasetCardData
 from PIL import Image as PILImage
 
-from .base import VERSION
+from .base import VERSION, split_total
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "dataset_cards"
 PREVIEW_TILE = 256
@@ -74,7 +74,9 @@ def counts_rows(builder_cls, results) -> list[str]:
     rows = []
     for result in results:
         official = builder_cls.OFFICIAL_COUNTS.get(result.name)
-        for split, (images, objects) in result.counts.items():
+        totals = [key for key in (official.splits if official else {}) if key not in result.counts]
+        for split in [*result.counts, *totals]:  # splits, then totals published over several splits
+            images, objects = split_total(result.counts, split)
             off_images, off_objects = official.splits.get(split, (None, None)) if official else (None, None)
             approx = "~" if official and official.objects_approximate and off_objects is not None else ""
             rows.append(

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from datasets.download import DownloadConfig
 
 from . import cards
-from .base import MAX_ROW_GROUP_BYTES
+from .base import MAX_ROW_GROUP_BYTES, split_total
 from .errors import BuildError, check_or_warn, find_build_error, warn
 
 HARD_ROW_GROUP_LIMIT = 300_000_000  # the viewer's scan limit per request
@@ -37,6 +37,7 @@ class ConfigResult:
     info: datasets.DatasetInfo
     data_files: list  # [{"split": ..., "path": ...}]
     counts: dict = field(default_factory=dict)  # split -> (images, objects)
+    empty: dict = field(default_factory=dict)  # split -> labelled images without objects
     used_archives: dict = field(default_factory=dict)  # archive name -> sha256 of the copy built (None: extracted)
     layout: dict = field(default_factory=dict)  # PARTS_CONFIG builds: config -> split -> parts
 
@@ -50,14 +51,16 @@ def config_folder(config_name: str) -> str:
     return "data" if config_name == "default" else config_name
 
 
-def shard_counts(paths: list[str]) -> tuple[int, int]:
-    """(rows, objects) over Parquet shards, from the `objects` column only."""
-    rows = objects = 0
+def shard_counts(paths: list[str]) -> tuple[int, int, int]:
+    """(rows, objects, labelled rows without objects) over Parquet shards."""
+    rows = objects = empty = 0
     for path in paths:
-        column = pq.read_table(path, columns=["objects"]).column("objects")
-        rows += len(column)
-        objects += int(pc.sum(pc.list_value_length(column)).as_py() or 0)
-    return rows, objects
+        table = pq.read_table(path, columns=["objects", "instance_mask"])
+        lengths = pc.list_value_length(table.column("objects"))
+        rows += table.num_rows
+        objects += int(pc.sum(lengths).as_py() or 0)
+        empty += int(pc.sum(pc.and_(pc.equal(lengths, 0), pc.is_valid(table.column("instance_mask")))).as_py() or 0)
+    return rows, objects, empty
 
 
 def row_group_problems(path: str, metadata) -> tuple[list, list]:
@@ -86,18 +89,22 @@ def verify_counts(builder_cls, result: ConfigResult, verify: bool) -> None:
     if official is None:
         return
     for split, (images, objects) in official.splits.items():
-        got_images, got_objects = result.counts.get(split, (0, 0))
-        check_or_warn(
-            got_images == images,
-            f"{builder_cls.SOURCE_ID} {result.name}/{split}: {got_images} images, the official count is {images}",
-            verify,
-        )
+        got_images, got_objects = split_total(result.counts, split)
+        message = f"{builder_cls.SOURCE_ID} {result.name}/{split}: {got_images} images, the official count is {images}"
+        if got_images != images and abs(got_images - images) <= official.tolerance.get(split, 0):
+            warn(message + " (within the published uncertainty)")
+        else:
+            check_or_warn(got_images == images, message, verify)
         if objects is not None and got_objects != objects:
             message = f"{builder_cls.SOURCE_ID} {result.name}/{split}: {got_objects} objects, the official count is {objects}"
             if official.objects_approximate:
                 warn(message + " (approximate: published from an earlier copy of the labels)")
             else:
                 check_or_warn(False, message, verify)
+    for split, empty in official.empty.items():
+        got = sum(result.empty.get(s, 0) for s in split.split("+"))
+        check_or_warn(got == empty, f"{builder_cls.SOURCE_ID} {result.name}/{split}: {got} labelled images without "
+                                    f"objects, the official count is {empty}", verify)
 
 
 @contextlib.contextmanager
@@ -145,7 +152,8 @@ def _prepare_config(builder_cls, config_name, scratch, repo_dir, data_dir, num_p
             targets.append(target)
         check_row_groups(targets)
         written += targets
-        result.counts[split] = shard_counts(targets)
+        images, objects, result.empty[split] = shard_counts(targets)
+        result.counts[split] = (images, objects)
         result.data_files.append({"split": split, "path": f"{folder}/{split}-*"})
     result.info.config_name = config_name
     result.info.download_size = sum(os.path.getsize(p) for p in written)
@@ -166,6 +174,7 @@ def _configs_from_parts(parts: ConfigResult, configs: list[str], repo_dir: str) 
         for split, members in parts.layout[name].items():
             images = sum(parts.counts[m][0] for m in members)
             result.counts[split] = (images, sum(parts.counts[m][1] for m in members))
+            result.empty[split] = sum(parts.empty[m] for m in members)
             info.splits.add(datasets.SplitInfo(name=split, num_examples=images,
                                                num_bytes=sum(parts.info.splits[m].num_bytes for m in members)))
             result.data_files.append({"split": split, "path": [f"{parts.folder}/{m}-*" for m in members]})
