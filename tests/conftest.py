@@ -61,3 +61,39 @@ def nsd_fake(tmp_path_factory):
 def nsd_staged(tmp_path_factory, nsd_fake):
     """The staged repo built from `nsd_fake`, with the official counts verified."""
     return _staged(tmp_path_factory, "nucleussegdata", nsd_fake[0], verify=True)
+
+
+@pytest.fixture(scope="session")
+def nucls_fake(tmp_path_factory):
+    """The fake NuCLS zip holding every listed quirk, and its manifest."""
+    return _fake(tmp_path_factory, "nucls")
+
+
+@pytest.fixture(scope="session")
+def nucls_staged(tmp_path_factory, nucls_fake):
+    """The staged repo built from `nucls_fake` (its counts are not the official ones)."""
+    return _staged(tmp_path_factory, "nucls", nucls_fake[0], verify=False)
+
+
+@pytest.fixture(scope="session")
+def fluocells_fake(tmp_path_factory):
+    """Fake fluocells v1 and v2 zips with the published counts and every quirk, and their manifest."""
+    return _fake(tmp_path_factory, "fluocells")
+
+
+@pytest.fixture(scope="session")
+def fluocells_staged(tmp_path_factory, fluocells_fake):
+    """All four configs built from `fluocells_fake` with verification on: the fakes' SHA-256 stand in for the
+    published ones (v1 publishes none), so the checksums and the official counts are checked."""
+    import dataclasses
+
+    from builders import REGISTRY
+    from builders.archives import sha256_of
+
+    cls = REGISTRY["fluocells"]
+    manifest = fluocells_fake[1]
+    archives = {key: dataclasses.replace(a, sha256=a.sha256 and sha256_of(manifest[key]["archive"]))
+                for key, a in cls.ARCHIVES.items()}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cls, "ARCHIVES", archives)
+        return _staged(tmp_path_factory, "fluocells", fluocells_fake[0], verify=True)

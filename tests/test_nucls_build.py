@@ -21,11 +21,8 @@ CONFIGS = ["all", "fold_1", "fold_2", "fold_3", "fold_4", "fold_5", "fold_999"]
 
 
 @pytest.fixture(scope="module")
-def nucls(tmp_path_factory):
-    upstream = tmp_path_factory.mktemp("nucls-up")
-    manifest = fake.write_archives(upstream)
-    staged = staging.build(NuCLS, out=tmp_path_factory.mktemp("nucls-hub"), data_dir=upstream, verify=False)
-    return staged, manifest
+def nucls(nucls_staged, nucls_fake):
+    return nucls_staged, nucls_fake[1]
 
 
 def test_every_config_has_the_fold_membership_of_the_split_files(nucls):
