@@ -113,14 +113,26 @@ class Tree:
         return os.path.join(self.path, name) if self.is_dir else f"{self.label}:{name}"
 
 
-def _search(root: str, name: str, want_dir: bool) -> str | None:
+def _search(root: str, name: str, want_dir: bool, holding: tuple = ()) -> str | None:
+    """The first file (or folder holding all of `holding` at any depth) named `name` below `root`."""
     for current, dirs, files in os.walk(root):
         dirs.sort()  # deterministic: the first match in sorted order wins
-        if want_dir and name in dirs:
+        if want_dir and name in dirs and _holds(os.path.join(current, name), holding):
             return os.path.join(current, name)
         if not want_dir and name in files:
             return os.path.join(current, name)
     return None
+
+
+def _holds(folder: str, names: tuple) -> bool:
+    """Whether folders of all these names lie somewhere below `folder` (a same-named folder, such as a
+    staged output, is not taken for an extracted archive)."""
+    missing = set(names)
+    for _, dirs, _ in os.walk(folder):
+        missing -= set(dirs)
+        if not missing:
+            return True
+    return not missing
 
 
 def _zip_holds(path: str, folders: tuple) -> bool:
@@ -182,7 +194,7 @@ def locate(dl_manager, archive: Archive, verify: bool = True, exclude: set = fro
             raise BuildError(f"--data-dir {data_dir}: no such folder")
         found = (
             _search(data_dir, archive.name, want_dir=False)
-            or _search(data_dir, archive.folder, want_dir=True)
+            or _search(data_dir, archive.folder, want_dir=True, holding=archive.contains)
             or (_search_contents(data_dir, archive, exclude) if archive.contains else None)
         )
         if found:

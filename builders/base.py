@@ -17,9 +17,11 @@ import numpy as np
 
 from . import masks, schema
 from .archives import Archive, Tree, locate
+from .errors import warn
 
 VERSION = "1.0.0"
-MAX_ROW_GROUP_BYTES = 100_000_000  # the Hub viewer scans at most 300 MB per request
+MAX_ROW_GROUP_BYTES = 100_000_000
+EXIF_ORIENTATION = 0x0112  # the Hub viewer scans at most 300 MB per request
 
 
 @dataclass
@@ -126,6 +128,10 @@ class SegmentationBuilder(datasets.GeneratorBasedBuilder):
         """
         if objects is None:
             objects = [] if labels is None else masks.objects_from_labels(labels)
+        orientation = image.getexif().get(EXIF_ORIENTATION)
+        if labels is not None and orientation not in (None, 1):
+            warn(f"{image_name}: EXIF orientation {orientation}: `datasets` rotates the image when decoding it, "
+                 f"but not its instance_mask")
         return {
             "image_id": image_id,
             "image": {"bytes": image_bytes, "path": image_name.rsplit("/", 1)[-1]},

@@ -30,10 +30,11 @@ NOTE: `green/trainval` holds the mask `128.png` without its image: it is skipped
 NOTE: red images are 1600x1200 or 2272x1704 (two microscopes): sizes are never assumed.
 NOTE: `unlabelled/` images have no ground truth: `instance_mask`, `count` are null and `objects` is empty.
 NOTE: v2 `objects[].dot` is the cell centre from the authors' COCO file (`ground_truths/COCO/*.json`,
-      one annotation per image with parallel lists). Its lists are not zipped with the components:
-      each dot is paired one-to-one with the component whose centroid is nearest (closest pairs first)
-      when it lies within 2 px of it (the authors truncate centroids to whole pixels); a dot that no
-      component takes is reported, and a component without a dot has `dot` null. v1 publishes no dots.
+      one annotation per image with parallel lists). Its lists are not zipped with the components: a dot
+      is paired with the component whose centroid, truncated to whole pixels, it equals (how the authors
+      computed it); remaining dots are paired one-to-one by least total distance to the remaining
+      components' centroids, within 2 px. A dot no component takes is reported; a component without a
+      dot has `dot` null. v1 publishes no dots.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ import re
 import datasets
 import numpy as np
 from scipy import ndimage
+from scipy.optimize import linear_sum_assignment
 
 from . import masks
 from .archives import Archive, Tree
@@ -147,8 +149,9 @@ def file_id(filename: str) -> str | None:
     return None
 
 
-def _natural(text: str):
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+def _order(text: str):
+    """Natural order (`2` before `10`), ties (`1`, `01`) broken by the text itself."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)], text
 
 
 def folder_files(tree: Tree, tail: str) -> tuple[str | None, dict[str, str]]:
@@ -176,14 +179,14 @@ def pair_files(tree: Tree, images: dict, masks_: dict, verify: bool, known_orpha
         if file_id(filename) in ids:
             raise BuildError(f"{tree.label}: {ids[file_id(filename)]} and {filename} are the same image id")
         ids[file_id(filename)] = filename
-    for filename in sorted(images.keys() - masks_.keys(), key=_natural):
+    for filename in sorted(images.keys() - masks_.keys(), key=_order):
         check_or_warn(False, f"{tree.where(images[filename])}: image without a mask of the same file name", verify)
-    for filename in sorted(masks_.keys() - images.keys(), key=_natural):
+    for filename in sorted(masks_.keys() - images.keys(), key=_order):
         if filename in known_orphans:
             warn(f"{tree.where(masks_[filename])}: mask without image (a known defect of the published archive); skipped")
         else:
             check_or_warn(False, f"{tree.where(masks_[filename])}: mask without an image of the same file name", verify)
-    return sorted(((file_id(f), images[f], masks_[f]) for f in images.keys() & masks_.keys()), key=lambda p: _natural(p[0]))
+    return sorted(((file_id(f), images[f], masks_[f]) for f in images.keys() & masks_.keys()), key=lambda p: _order(p[0]))
 
 
 def read_binary_mask(data: bytes, name: str, size: tuple[int, int]) -> np.ndarray:
@@ -195,11 +198,13 @@ def read_binary_mask(data: bytes, name: str, size: tuple[int, int]) -> np.ndarra
         mask = mask.convert("RGB" if mask.mode == "P" else "L")
     if mask.mode not in ("L", "LA", "RGB", "RGBA"):
         raise BuildError(f"{name}: PIL mode {mask.mode}; expected an 8-bit binary mask (grey, RGB or RGBA)")
-    values = np.asarray(mask)
-    if values.ndim == 2:
-        return values > 127
-    binary = values[..., 0] > 127
-    if values.shape[2] >= 3 and ((values[..., 1:3] > 127) != binary[..., None]).any():
+    pixels = np.asarray(mask)
+    channel0 = pixels if pixels.ndim == 2 else pixels[..., 0]
+    if channel0.max(initial=0) == 1:  # a 0/1 mask: `> 127` would lose every cell
+        warn(f"{name}: mask values are 0 and 1, not 0 and 255; every non-zero pixel is taken")
+        return channel0 > 0
+    binary = channel0 > 127
+    if pixels.ndim == 3 and pixels.shape[2] >= 3 and ((pixels[..., 1:3] > 127) != binary[..., None]).any():
         warn(f"{name}: the mask's colour channels disagree; channel 0 is used")
     return binary
 
@@ -248,20 +253,29 @@ def align_dots(labels: np.ndarray, dots: list, name: str) -> list:
             warn(f"{name}: {len(dots)} dots but the mask has no object; dots left out")
         return aligned
     centres = np.array(ndimage.center_of_mass(labels > 0, labels, range(1, count + 1)))[:, ::-1]  # (x, y)
-    points = np.asarray(dots, dtype=np.float64)
-    distance = np.linalg.norm(points[:, None, :] - centres[None, :, :], axis=2)
-    used_dots, placed = set(), 0
-    for flat in np.argsort(distance, axis=None, kind="stable"):
-        d, k = divmod(int(flat), count)
-        if distance[d, k] > DOT_TOLERANCE:
-            break
-        if d in used_dots or aligned[k] is not None:
-            continue
-        aligned[k] = [int(v) for v in dots[d]]
-        used_dots.add(d)
-        placed += 1
-    if placed < len(dots):
-        warn(f"{name}: {len(dots) - placed} of {len(dots)} dots are not within {DOT_TOLERANCE:g} px of a "
+    truncated = {}  # the authors' dot of each component: int() of its centroid
+    for k, (x, y) in enumerate(np.floor(centres).astype(np.int64).tolist()):
+        truncated.setdefault((x, y), []).append(k)
+    left = []
+    for d, (x, y) in enumerate(dots):
+        free = [k for k in truncated.get((x, y), []) if aligned[k] is None]
+        if free:
+            aligned[free[0]] = [x, y]
+        else:
+            left.append(d)
+    free = [k for k in range(count) if aligned[k] is None]
+    if left and free:  # dots computed another way (contour moments): least total distance, one-to-one
+        distance = np.linalg.norm(np.asarray([dots[d] for d in left], dtype=np.float64)[:, None, :]
+                                  - centres[free][None, :, :], axis=2)
+        far = distance > DOT_TOLERANCE
+        rows, cols = linear_sum_assignment(np.where(far, 1e9, distance))
+        placed = {int(r) for r, c in zip(rows, cols) if not far[r, c]}
+        for r, c in zip(rows, cols):
+            if r in placed:
+                aligned[free[c]] = list(dots[left[r]])
+        left = [d for i, d in enumerate(left) if i not in placed]
+    if left:
+        warn(f"{name}: {len(left)} of {len(dots)} dots are not within {DOT_TOLERANCE:g} px of a free "
              f"component's centre; left out")
     return aligned
 
@@ -295,7 +309,9 @@ def find_v2(tree: Tree, collection: str, verify: bool) -> dict[str, tuple[list[t
         root = image_folder[: -len(f"{folder}/images")]
         roots.add(root)
         if split == "unlabelled":
-            ids = sorted(((file_id(f), m) for f, m in images.items() if file_id(f)), key=lambda p: _natural(p[0]))
+            for filename in sorted(f for f in images if file_id(f) is None):
+                warn(f"{tree.where(images.pop(filename))}: not a .png or .tif file; ignored")
+            ids = sorted(((file_id(f), m) for f, m in images.items()), key=lambda p: _order(p[0]))
             found[split] = ([(stem, member, None) for stem, member in ids], None)
             continue
         _, masks_ = folder_files(tree, f"{root}{folder}/ground_truths/masks")
@@ -370,17 +386,21 @@ class FluorescentNeuronalCells(SegmentationBuilder):
     def _split_generators(self, dl_manager):
         collection = self.collection
         tree = self.locate(dl_manager, self.ARCHIVES[collection])
-        if collection == "v1":
-            return [datasets.SplitGenerator(name=split, gen_kwargs={"tree": tree, "items": items, "dots": None})
-                    for split, items in find_v1(tree, self.verify).items()]
+        found = ({split: (items, None) for split, items in find_v1(tree, self.verify).items()} if collection == "v1"
+                 else find_v2(tree, collection, self.verify))
         generators = []
-        for split, (items, coco) in find_v2(tree, collection, self.verify).items():
+        for split, (items, coco) in found.items():
+            if not items:  # a split without rows would make the whole config unloadable
+                check_or_warn(False, f"{tree.label}: no images for split {split}; left out", self.verify)
+                continue
             dots = None
             if coco is not None:
                 dots = read_coco_dots(tree.read(coco), tree.where(coco))
-            elif split != "unlabelled":
+            elif split != "unlabelled" and collection != "v1":
                 warn(f"{tree.label}: no ground_truths/COCO/*.json for split {split}; objects get no dots")
             generators.append(datasets.SplitGenerator(name=split, gen_kwargs={"tree": tree, "items": items, "dots": dots}))
+        if not generators:
+            raise BuildError(f"{tree.label}: no images found for {self.config.name}")
         return generators
 
     def _generate_examples(self, tree: Tree, items: list, dots: dict | None):

@@ -226,6 +226,13 @@ def test_read_binary_mask_takes_channel_0_above_127():
     assert read_binary_mask(_png(grey > 127), "m.png", (4, 1)).tolist() == expected  # 1-bit PNG
 
 
+def test_a_0_1_mask_is_taken_with_a_warning_not_emptied(caplog):
+    with caplog.at_level(logging.WARNING, logger="builders"):
+        assert read_binary_mask(_png(np.array([[0, 1, 1, 0]], np.uint8)), "m.png", (4, 1)).tolist() == [
+            [False, True, True, False]]
+    assert "m.png: mask values are 0 and 1, not 0 and 255" in caplog.text
+
+
 def test_read_binary_mask_refuses_wrong_sizes_and_16_bit_and_warns_on_disagreeing_channels(caplog):
     with pytest.raises(BuildError, match=r"m.png: mask is 4x1 but its image is 5x1"):
         read_binary_mask(_png(np.zeros((1, 4), np.uint8)), "m.png", (5, 1))
@@ -249,6 +256,17 @@ def test_align_dots_pairs_by_centroid_not_by_list_order(caplog):
     assert align_dots(labels, [[23, 12]], "m") == [None, [23, 12]]  # a component without a dot
     far = [[3 + int(DOT_TOLERANCE) + 1, 3]]
     assert align_dots(labels, far, "m") == [None, None]
+
+
+def test_align_dots_pairs_a_ring_and_the_cell_in_its_hole():
+    labels = np.zeros((30, 30), np.uint16)
+    labels[5:25, 5:25] = 1
+    labels[8:22, 8:22] = 0
+    labels[15:17, 15:17] = 2  # centroid (15.5, 15.5); the ring's (14.5, 14.5)
+    for dots in ([[14, 14], [15, 15]], [[15, 15], [14, 14]]):
+        assert align_dots(labels, dots, "m") == [[14, 14], [15, 15]]
+    # dots from contour moments rather than pixel centroids: least total distance, one-to-one
+    assert align_dots(labels, [[16, 16], [13, 15]], "m") == [[13, 15], [16, 16]]
 
 
 def test_read_coco_dots_reads_the_authors_layout_and_names_what_is_wrong():
@@ -312,3 +330,45 @@ def test_the_counts_table_of_the_card_shows_totals_published_over_several_splits
     card = (fluocells_staged / "README.md").read_text()
     assert "| v2_green | train+test | 282 | 282 |" in card and "| v2_yellow | train+test | 283 | 283 |" in card
     assert "| v1 | test | 70 | 70 | " in card and "| v2_red | test | 46 | 46 |" in card
+
+
+def test_a_copy_without_test_images_builds_train_only_without_verify(tmp_path, caplog):
+    fake.write_v1(tmp_path / "up", 6, 0)
+    with pytest.raises(BuildError, match=r"70 images of the official test list are missing"):
+        staging.build(FluorescentNeuronalCells, out=tmp_path / "hub", data_dir=tmp_path / "up", configs=["v1"])
+    with caplog.at_level(logging.WARNING, logger="builders"):
+        staged = staging.build(FluorescentNeuronalCells, out=tmp_path / "hub", data_dir=tmp_path / "up",
+                               configs=["v1"], verify=False)
+    assert "fluocells.zip: no images for split test; left out" in caplog.text
+    assert {split: len(ids) for split, ids in _ids(staged, "v1").items()} == {"train": 6}
+
+
+def test_a_staged_fluocells_folder_under_data_dir_is_not_taken_for_the_v1_archive(tmp_path):
+    fake.write_v1(tmp_path, 6, 4)
+    (tmp_path / "fluocells.zip").rename(tmp_path / "archive.zip")  # a mirror's name: found by its contents
+    for _ in range(2):  # the second build sees the first one's output, tmp_path/hub/fluocells, under --data-dir
+        staged = staging.build(FluorescentNeuronalCells, out=tmp_path / "hub", data_dir=tmp_path, configs=["v1"],
+                               verify=False)
+        assert {split: len(ids) for split, ids in _ids(staged, "v1").items()} == {"train": 6, "test": 4}
+
+
+def test_ids_that_tie_in_natural_order_keep_one_order(tmp_path):
+    from builders.archives import Tree
+    from builders.fluocells import pair_files
+
+    names = {"10.png": "a/10.png", "01.png": "a/01.png", "1.png": "a/1.png", "2.png": "a/2.png"}
+    assert [p[0] for p in pair_files(Tree(tmp_path), dict(names), dict(names), True)] == ["01", "1", "2", "10"]
+
+
+def test_an_image_with_an_exif_rotation_is_reported(caplog):
+    from builders.base import SegmentationBuilder
+
+    image = PILImage.new("RGB", (4, 2))
+    exif = image.getexif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", exif=exif)
+    decoded = PILImage.open(io.BytesIO(buffer.getvalue()))
+    with caplog.at_level(logging.WARNING, logger="builders"):
+        SegmentationBuilder.row("x", buffer.getvalue(), "x.png", decoded, np.zeros((2, 4), np.uint16))
+    assert "x.png: EXIF orientation 6: `datasets` rotates the image when decoding it, but not its instance_mask" in caplog.text

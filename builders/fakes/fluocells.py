@@ -10,8 +10,9 @@ COCO file (one annotation per image, parallel lists, no categories, dots in reve
 
 Every mask is drawn slot by slot (16 x 16 px each) so that its number of 8-connected components is
 known by construction: a blob, two touching discs (one component), two squares touching at a corner
-(one component), a crescent whose centroid lies outside it, and a blob with a grey rim (value 90,
-background) beside a grey speck (value 100, background). The default sizes are the published counts.
+(one component), a crescent whose centroid lies outside it, a ring with a cell in its hole (two
+components whose centroids are 1.4 px apart), and a blob with a grey rim (value 90, background) beside
+a grey speck (value 100, background). The default sizes are the published counts.
 """
 
 from __future__ import annotations
@@ -43,11 +44,11 @@ DEMO_OPTIONS = {"sizes": {"v1": (6, 4), "green": (5, 2, 2), "yellow": (4, 2, 2),
 SIZES = {"v1": [(64, 48)], "green": [(64, 48)], "yellow": [(64, 48)], "red": [(64, 48), (91, 68)]}  # (w, h)
 ORPHAN = "128"  # green/trainval mask without image
 SLOT = 16
-KINDS = ("blob", "touching", "diagonal", "crescent", "grey")
+KINDS = ("blob", "touching", "diagonal", "crescent", "ring", "grey")
 
 
-def _shape(kind: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(values 0-255, object pixels) of one 12 x 12 slot content; the object is one 8-connected component."""
+def _shape(kind: str, rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(values 0-255, pixels of each 8-connected component) of one 12 x 12 slot content."""
     yy, xx = np.mgrid[0:12, 0:12]
     values = np.zeros((12, 12), dtype=np.uint8)
     if kind == "blob":
@@ -60,11 +61,18 @@ def _shape(kind: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]
     elif kind == "crescent":  # centroid in the hollow, outside the object
         radius = np.hypot(yy - 5.5, xx - 5.5)
         values[(radius >= 3.5) & (radius <= 5.5) & (xx >= 4)] = 255
+    elif kind == "ring":  # a ring cell and a cell in its hole: their centroids are 1.4 px apart
+        values[:, :] = 255
+        values[2:10, 2:10] = 0
+        values[6:8, 6:8] = 255
+        ring = values > 127
+        ring[6:8, 6:8] = False
+        return values, [ring, (yy >= 6) & (yy < 8) & (xx >= 6) & (xx < 8)]
     else:  # grey: a blob with a lossy rim (90) and a separate grey speck (100), both background after > 127
         values[((yy - 5) ** 2 + (xx - 5) ** 2) <= 9] = 200
         values[(((yy - 5) ** 2 + (xx - 5) ** 2) > 9) & (((yy - 5) ** 2 + (xx - 5) ** 2) <= 14)] = 90
         values[10:12, 10:12] = 100
-    return values, values > 127
+    return values, [values > 127]
 
 
 def mask_for(rng: np.random.Generator, size: tuple[int, int], empty: bool) -> tuple[np.ndarray, list]:
@@ -79,11 +87,12 @@ def mask_for(rng: np.random.Generator, size: tuple[int, int], empty: bool) -> tu
     for n, index in enumerate(sorted(chosen)):
         r, c = slots[index]
         kind = KINDS[n % len(KINDS)] if n < len(KINDS) else "blob"
-        content, pixels = _shape(kind, rng)
+        content, parts = _shape(kind, rng)
         y0, x0 = r * SLOT + 2, c * SLOT + 2
         values[y0:y0 + 12, x0:x0 + 12] = content
-        rows, cols = np.nonzero(pixels)
-        dots.append([int(x0 + cols.mean()), int(y0 + rows.mean())])
+        for pixels in parts:
+            rows, cols = np.nonzero(pixels)
+            dots.append([int(x0 + cols.mean()), int(y0 + rows.mean())])
     return values, dots
 
 
