@@ -4,6 +4,7 @@
 Commands:
   build SOURCE [SOURCE ...] | --all   parse the upstream archives into a staged Hub repo folder
   check DIR                           validate a staged repo folder offline (loads every config)
+  push SOURCE [SOURCE ...] --org ORG  upload staged repos to the Hub (builds what is missing)
   list                                sources, configs, licences and upstream URLs
   demo                                offline: fake upstream archives -> build -> check, for every source
 
@@ -23,6 +24,7 @@ EPILOG = """examples:
   python upload.py build aitslab-bioimaging1                  # download from Zenodo, verify, build into hub/
   python upload.py build --all --data-dir ~/downloads         # archives (or extracted trees) already on disk
   python upload.py check hub/aitslab-bioimaging1
+  HF_TOKEN=hf_... python upload.py push aitslab-bioimaging1 --org my-org --create-pr   # review on the Hub first
   python upload.py demo                                       # offline, into demo/
 
 Exit codes: 0 success, 1 a failure the message explains, 2 bad command-line usage.
@@ -80,6 +82,21 @@ def cmd_build(args) -> int:
     return 0
 
 
+def cmd_push(args) -> int:
+    from builders import publish
+
+    for source in list(_registry()) if args.all else args.sources:
+        path = Path(args.out) / _registry()[source].REPO_NAME
+        if not (path / "README.md").is_file():
+            path = _build(source, out=args.out, data_dir=args.data_dir, configs=args.config,
+                          num_proc=args.num_proc, verify=not args.no_verify)
+        repo_id = f"{args.org}/{args.repo_name or _registry()[source].REPO_NAME}"
+        print(f"Pushing {_shown(path)} to {repo_id} ...", file=sys.stderr)
+        url = publish.push(path, repo_id, private=args.private or None, create_pr=args.create_pr)
+        print(f"{repo_id}: " + (f"pushed, {url}" if url else "unchanged, nothing to push"))
+    return 0
+
+
 def cmd_check(args) -> int:
     from builders.check import check_repo
 
@@ -132,6 +149,18 @@ def cmd_demo(args) -> int:
     return 1 if failed else 0
 
 
+def _build_options(command) -> None:
+    command.add_argument("sources", nargs="*", metavar="SOURCE", help="source ids (see `list`)")
+    command.add_argument("--all", action="store_true", help="every source")
+    command.add_argument("--config", action="append", metavar="NAME", help="build only this config (repeatable)")
+    command.add_argument("--data-dir", metavar="DIR",
+                         help="folder with the archives as published (or their extracted trees); no download")
+    command.add_argument("--out", default="hub", metavar="DIR", help="where staged repos go (default: hub/)")
+    command.add_argument("--num-proc", type=int, default=None, metavar="N", help="build with N processes")
+    command.add_argument("--no-verify", action="store_true",
+                         help="turn checksum, pairing and official-count mismatches into warnings")
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="upload.py", description=__doc__.split("\n\n")[0], epilog=EPILOG,
@@ -141,16 +170,19 @@ def parser() -> argparse.ArgumentParser:
 
     build = commands.add_parser("build", help="build staged Hub repo folders from the upstream archives",
                                 description="Parse upstream archives into <out>/<repo>: Parquet shards, README card, preview.")
-    build.add_argument("sources", nargs="*", metavar="SOURCE", help="source ids (see `list`)")
-    build.add_argument("--all", action="store_true", help="build every source")
-    build.add_argument("--config", action="append", metavar="NAME", help="build only this config (repeatable)")
-    build.add_argument("--data-dir", metavar="DIR",
-                       help="folder with the archives as published (or their extracted trees); no download")
-    build.add_argument("--out", default="hub", metavar="DIR", help="where staged repos go (default: hub/)")
-    build.add_argument("--num-proc", type=int, default=None, metavar="N", help="build with N processes")
-    build.add_argument("--no-verify", action="store_true",
-                       help="turn checksum, pairing and official-count mismatches into warnings")
+    _build_options(build)
     build.set_defaults(run=cmd_build)
+
+    push = commands.add_parser("push", help="upload staged repos to the Hub (building what is missing)",
+                               description="Upload <out>/<repo> to the Hub dataset repo ORG/<repo>, building it first if "
+                                           "it is not staged; the Hub repo then holds exactly that folder. Token: "
+                                           "HF_TOKEN or `hf auth login`.")
+    _build_options(push)
+    push.add_argument("--org", required=True, metavar="ORG", help="Hub user or organisation to push to")
+    push.add_argument("--repo-name", metavar="NAME", help="Hub repo name (one SOURCE only; default: the source's)")
+    push.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing to main")
+    push.add_argument("--private", action="store_true", help="create the repo private (an existing repo is unchanged)")
+    push.set_defaults(run=cmd_push)
 
     check = commands.add_parser("check", help="validate a staged repo folder offline",
                                 description="Check card YAML, split counts, features, row groups, decoding, loading and streaming.")
@@ -170,19 +202,22 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     top = parser()
     args = top.parse_args(argv)
-    if args.command == "build":
+    if args.command in ("build", "push"):
+        command = args.command
         if args.all == bool(args.sources):
-            top.error("build: name one or more SOURCEs, or --all")
+            top.error(f"{command}: name one or more SOURCEs, or --all")
         unknown = [s for s in args.sources if s not in _registry()]
         if unknown:
-            top.error(f"build: unknown source(s) {', '.join(unknown)}; known: {', '.join(_registry())}")
+            top.error(f"{command}: unknown source(s) {', '.join(unknown)}; known: {', '.join(_registry())}")
         for source in (list(_registry()) if args.all else args.sources):
             missing = set(args.config or []) - set(_registry()[source].config_names())
             if missing:
-                top.error(f"build: {source} has no config {', '.join(sorted(missing))}; "
+                top.error(f"{command}: {source} has no config {', '.join(sorted(missing))}; "
                           f"its configs: {', '.join(_registry()[source].config_names())}")
         if args.num_proc is not None and args.num_proc < 1:
-            top.error("build: --num-proc must be at least 1")
+            top.error(f"{command}: --num-proc must be at least 1")
+        if command == "push" and args.repo_name and (args.all or len(args.sources) != 1):
+            top.error("push: --repo-name needs exactly one SOURCE")
     _setup_logging()
     from builders.errors import find_build_error
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import io
 import os
+import re
 from pathlib import Path
 
 import datasets
@@ -38,6 +39,56 @@ CORE_DOCS = {
     "objects.area": "pixel count of this id in `instance_mask`",
     "objects.polygon": "outer boundary as `[x, y]` points in pixels (pixel-edge coordinates, as `bbox`)",
 }
+
+
+# The Hub's metadata rules for the fields we write (huggingface.co/docs/hub/datasets-cards; the Hub's
+# licence list and task taxonomy). A card is checked against them before any upload.
+HUB_LICENSES = {
+    "apache-2.0", "mit", "openrail", "bigscience-openrail-m", "creativeml-openrail-m", "bigscience-bloom-rail-1.0",
+    "bigcode-openrail-m", "afl-3.0", "artistic-2.0", "bsl-1.0", "bsd", "bsd-2-clause", "bsd-3-clause",
+    "bsd-3-clause-clear", "c-uda", "cc", "cc0-1.0", "cc-by-2.0", "cc-by-2.5", "cc-by-3.0", "cc-by-4.0", "cc-by-sa-3.0",
+    "cc-by-sa-4.0", "cc-by-nc-2.0", "cc-by-nc-3.0", "cc-by-nc-4.0", "cc-by-nd-4.0", "cc-by-nc-nd-3.0",
+    "cc-by-nc-nd-4.0", "cc-by-nc-sa-2.0", "cc-by-nc-sa-3.0", "cc-by-nc-sa-4.0", "cdla-sharing-1.0",
+    "cdla-permissive-1.0", "cdla-permissive-2.0", "wtfpl", "ecl-2.0", "epl-1.0", "epl-2.0", "etalab-2.0", "eupl-1.1",
+    "eupl-1.2", "agpl-3.0", "gfdl", "gpl", "gpl-2.0", "gpl-3.0", "lgpl", "lgpl-2.1", "lgpl-3.0", "isc", "lppl-1.3c",
+    "ms-pl", "mpl-2.0", "odc-by", "odbl", "openrail++", "osl-3.0", "postgresql", "ofl-1.1", "ncsa", "unlicense",
+    "zlib", "pddl", "lgpl-lr", "deepfloyd-if-license", "llama2", "llama3", "unknown", "other",
+}
+TASK_CATEGORIES = {
+    "image-segmentation", "object-detection", "image-classification", "image-feature-extraction", "mask-generation",
+    "zero-shot-object-detection", "depth-estimation", "image-to-image", "keypoint-detection",
+}
+TASK_IDS = {"instance-segmentation", "semantic-segmentation", "panoptic-segmentation", "image-colorization",
+            "multi-class-image-classification", "multi-label-image-classification", "face-detection",
+            "vehicle-detection", "pose-estimation"}
+SIZE_CATEGORIES = {"n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M", "1M<n<10M", "10M<n<100M", "100M<n<1B",
+                   "1B<n<10B", "10B<n<100B", "100B<n<1T", "n>1T"}
+
+
+def metadata_problems(data: dict) -> list[str]:
+    """What in a card's YAML metadata breaks the Hub's rules for the fields we write (empty: none)."""
+    problems = []
+    licence = data.get("license")
+    if licence not in HUB_LICENSES:
+        problems.append(f"license {licence!r} is not a Hub licence id")
+    if licence == "other" and not (data.get("license_name") and data.get("license_link")):
+        problems.append("license 'other' needs license_name and license_link")
+    if data.get("license_name") and not re.fullmatch(r"[a-z0-9.-]+", data["license_name"]):
+        problems.append(f"license_name {data['license_name']!r} must be lower-case letters, digits, '-' and '.'")
+    for key, allowed in (("task_categories", TASK_CATEGORIES), ("task_ids", TASK_IDS),
+                         ("size_categories", SIZE_CATEGORIES)):
+        values = data.get(key) or []
+        if not isinstance(values, list) or not values:
+            problems.append(f"{key} must be a non-empty list")
+        problems += [f"{key}: {value!r} is not one of the Hub's values" for value in values if value not in allowed]
+    if not data.get("pretty_name"):
+        problems.append("pretty_name is missing")
+    configs = data.get("configs") or []
+    if not configs:
+        problems.append("configs are missing")
+    elif not configs[0].get("default") or sum(bool(c.get("default")) for c in configs) != 1:
+        problems.append("the first config, and only it, must be marked default: true")
+    return problems
 
 
 def size_category(n: int) -> str:

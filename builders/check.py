@@ -23,7 +23,7 @@ from datasets.info import DatasetInfosDict
 from huggingface_hub import DatasetCard
 from PIL import Image as PILImage
 
-from .cards import split_files
+from .cards import metadata_problems, split_files
 from .staging import row_group_problems
 
 SPLIT_WARN_BYTES = 5_000_000_000
@@ -102,17 +102,12 @@ def check_repo(repo: str, load: bool = True) -> Report:
     if not configs:
         report.errors.append(f"{readme}: no `configs` in the YAML metadata")
         return report
+    report.errors += [f"{readme}: {problem}" for problem in metadata_problems(data)]  # the Hub's rules
     for leftover in ("LICENSE", "dataset_info.json"):
         if os.path.exists(os.path.join(repo, leftover)):
             report.errors.append(f"{repo}: builder leftover {leftover} must not be uploaded")
     for script in glob.glob(os.path.join(repo, "*.py")):
         report.errors.append(f"{script}: a script in the repo root makes load_dataset refuse the repo")
-    defaults = [c["config_name"] for c in configs if c.get("default")]
-    first = configs[0]["config_name"]
-    if defaults and defaults != [first]:
-        report.errors.append(f"{readme}: the default config must be listed first and be the only one marked default")
-    if not defaults and len(configs) > 1 and first != "default":
-        report.errors.append(f"{readme}: several configs but none marked `default: true`")
     try:
         infos = DatasetInfosDict.from_dataset_card_data(card.data)
     except Exception as exc:

@@ -246,7 +246,7 @@ class NucleusSegData(SegmentationBuilder):
     DESCRIPTION = DESCRIPTION
     HOMEPAGE = HOMEPAGE
     LICENSE = "other"
-    LICENSE_NAME = "Research use only (no formal licence)"
+    LICENSE_NAME = "nucleussegdata-research-only"  # a Hub licence name is an id (lower case, digits, - and .)
     LICENSE_LINK = HOMEPAGE
     LICENSE_TERMS = (
         "This is not an open licence. The authors state: \"This dataset is provided for research purposes only. "

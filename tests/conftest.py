@@ -7,8 +7,16 @@ import tempfile
 _CACHE = tempfile.mkdtemp(prefix="mhd-tests-hf-")
 os.environ["HF_HOME"] = _CACHE
 os.environ["HF_DATASETS_CACHE"] = os.path.join(_CACHE, "datasets")
-os.environ.pop("HF_HUB_OFFLINE", None)
+os.environ.pop("HF_HUB_OFFLINE", None)  # it would block the loopback Hub too
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.pop("HF_TOKEN", None)  # tests that push set their own
+
+# A loopback Hub (tests/hub_server.py): the libraries read the endpoint at import, so it starts first.
+from hub_server import HubServer  # noqa: E402
+
+HUB = HubServer().start()
+os.environ["HF_ENDPOINT"] = HUB.url
+os.environ["HF_HUB_DISABLE_XET"] = "1"  # classic LFS uploads, which the loopback server speaks
 
 from pathlib import Path  # noqa: E402
 
@@ -97,3 +105,12 @@ def fluocells_staged(tmp_path_factory, fluocells_fake):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(cls, "ARCHIVES", archives)
         return _staged(tmp_path_factory, "fluocells", fluocells_fake[0], verify=True)
+
+
+@pytest.fixture
+def hub(monkeypatch):
+    """The loopback Hub, faults reset, with a dummy token in HF_TOKEN."""
+    HUB.reset_faults()
+    monkeypatch.setenv("HF_TOKEN", "hf_test_token_0123456789")
+    yield HUB
+    HUB.reset_faults()

@@ -2,12 +2,16 @@
 
 import io
 
+import pytest
+from datasets import load_dataset
 from datasets.info import DatasetInfosDict
 from huggingface_hub import DatasetCard
 from PIL import Image as PILImage
 
+from builders import REGISTRY
 from builders.aitslab_bioimaging1 import AitslabBioimaging1
 from builders.archives import sha256_of
+from builders.cards import metadata_problems
 
 
 def test_card_metadata_matches_the_builder_and_the_data(aitslab_staged, aitslab_fake):
@@ -44,3 +48,46 @@ def test_preview_figure_is_a_grid_of_previews(aitslab_staged):
     figure = PILImage.open(io.BytesIO((aitslab_staged / "assets" / "preview.png").read_bytes()))
     assert figure.format == "PNG" and figure.mode == "RGB"
     assert figure.size == (3 * 256, 256)  # the 3 training images, one row of tiles
+
+
+SECTIONS = ("## Quick start", "## Configurations and splits", "## Schema", "## Known quirks", "## Provenance",
+            "## Licence", "## Citation")
+
+
+@pytest.mark.parametrize("fixture", ["aitslab_staged", "nsd_staged", "nucls_staged", "fluocells_staged"])
+def test_every_generated_card_parses_follows_the_hub_rules_and_counts_the_data(fixture, request):
+    staged = request.getfixturevalue(fixture)
+    card = DatasetCard.load(staged / "README.md")
+    data = card.data.to_dict()
+    assert metadata_problems(data) == []
+    cls = next(c for c in REGISTRY.values() if c.REPO_NAME == staged.name)
+    assert [c["config_name"] for c in data["configs"]] == cls.config_names() and data["configs"][0]["default"]
+    assert all(heading in card.text for heading in SECTIONS) and "![Preview" in card.text
+    assert "streaming=True" in card.text and "np.array(row[\"instance_mask\"])" in card.text
+    assert "(assets/preview.png)" in card.text and (staged / "assets" / "preview.png").is_file()
+    infos = DatasetInfosDict.from_dataset_card_data(card.data)
+    for config in cls.config_names():
+        assert infos[config].features == cls.features()
+        for split, ds in load_dataset(str(staged), config).items():
+            objects = sum(len(o) for o in ds.with_format("arrow")["objects"].to_pylist())
+            assert infos[config].splits[split].num_examples == len(ds)
+            assert f"| {config} | {split} | {len(ds):,} |" in card.text
+            row = next(line for line in card.text.splitlines() if line.startswith(f"| {config} | {split} | "))
+            assert row.split("|")[5].strip() == f"{objects:,}"
+
+
+def test_metadata_rules_catch_what_the_hub_refuses():
+    good = {"license": "cc-by-4.0", "pretty_name": "x", "task_categories": ["image-segmentation"],
+            "task_ids": ["instance-segmentation"], "size_categories": ["n<1K"],
+            "configs": [{"config_name": "a", "default": True}, {"config_name": "b"}]}
+    assert metadata_problems(good) == []
+    assert metadata_problems({**good, "license": "CC-BY-4.0"}) == ["license 'CC-BY-4.0' is not a Hub licence id"]
+    assert metadata_problems({**good, "license": "other"}) == ["license 'other' needs license_name and license_link"]
+    assert metadata_problems({**good, "license": "other", "license_name": "Research only", "license_link": "https://x"}) \
+        == ["license_name 'Research only' must be lower-case letters, digits, '-' and '.'"]
+    assert metadata_problems({**good, "task_categories": ["segmentation"]}) == [
+        "task_categories: 'segmentation' is not one of the Hub's values"]
+    assert metadata_problems({**good, "size_categories": ["1K-10K"]}) == [
+        "size_categories: '1K-10K' is not one of the Hub's values"]
+    assert metadata_problems({**good, "configs": [{"config_name": "a"}, {"config_name": "b", "default": True}]}) == [
+        "the first config, and only it, must be marked default: true"]

@@ -57,3 +57,10 @@ def test_a_corrupt_shard_is_named(copy):
     shard.write_bytes(shard.read_bytes()[:5])
     report = check_repo(str(copy))
     assert any(e.startswith(f"{shard}: not a readable Parquet file") for e in report.errors)
+
+
+
+def test_check_reports_card_metadata_the_hub_would_refuse(copy):
+    edit_readme(copy, "- object-detection", "- cell-detection")
+    report = check_repo(str(copy), load=False)
+    assert f"{copy / 'README.md'}: task_categories: 'cell-detection' is not one of the Hub's values" in report.errors

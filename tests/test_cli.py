@@ -35,7 +35,7 @@ def test_list_shows_sources_licences_and_urls():
     assert result.returncode == 0
     assert "aitslab-bioimaging1" in result.stdout and "cc-by-4.0" in result.stdout
     assert "https://zenodo.org/records/6657260/files/training_nuclei.zip" in result.stdout
-    assert "nucleussegdata" in result.stdout and "other: Research use only" in result.stdout
+    assert "nucleussegdata" in result.stdout and "other: nucleussegdata-research-only" in result.stdout
     assert "configs: original, extended" in result.stdout
 
 

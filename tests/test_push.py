@@ -1,0 +1,138 @@
+"""`upload.py push` against the loopback Hub (tests/hub_server.py), read back with `load_dataset("org/name")`."""
+
+import shutil
+from pathlib import Path
+
+import datasets
+import pytest
+from datasets import load_dataset
+
+import upload
+from builders import REGISTRY, publish, staging
+from builders.errors import BuildError
+from builders.fakes import nucleussegdata as nsd_fake_module
+
+TOKEN = "hf_test_token_0123456789"
+
+
+def _local_files(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _assert_hub_holds(hub, repo_id: str, folder: Path) -> None:
+    remote = hub.files(repo_id)
+    assert remote.pop(".gitattributes")
+    assert remote == _local_files(folder)  # exactly the staged folder: nothing missing, nothing stale
+
+
+def _tables_equal(a, b) -> bool:
+    return a.with_format("arrow")[:].equals(b.with_format("arrow")[:])
+
+
+def test_push_of_every_source_loads_and_streams_the_staged_rows(hub, aitslab_staged, nsd_staged, nucls_staged,
+                                                                fluocells_staged):
+    for staged in (aitslab_staged, nsd_staged, nucls_staged, fluocells_staged):
+        source = next(s for s, cls in REGISTRY.items() if cls.REPO_NAME == staged.name)
+        assert upload.main(["push", source, "--org", "e2e-org", "--out", str(staged.parent)]) == 0
+        repo_id = f"e2e-org/{staged.name}"
+        _assert_hub_holds(hub, repo_id, staged)
+        assert datasets.get_dataset_config_names(repo_id) == REGISTRY[source].config_names()
+        for config in REGISTRY[source].config_names():
+            local = load_dataset(str(staged), config)
+            remote = load_dataset(repo_id, config)
+            assert list(remote) == list(local)
+            for split in local:
+                assert _tables_equal(remote[split], local[split]), (repo_id, config, split)
+                streamed = next(iter(load_dataset(repo_id, config, split=split, streaming=True)))
+                first = local[split][0]
+                assert streamed["image_id"] == first["image_id"] and streamed["objects"] == first["objects"]
+                assert streamed["image"].tobytes() == first["image"].tobytes()
+
+
+def test_a_second_push_without_change_makes_no_commit_and_sends_nothing(hub, aitslab_staged):
+    repo_id = "idem-org/aitslab"
+    assert publish.push(aitslab_staged, repo_id).startswith(f"{hub.url}/datasets/{repo_id}/commit/")
+    commits, requests = len(hub.history(repo_id)), len(hub.requests)
+    assert publish.push(aitslab_staged, repo_id) is None
+    assert len(hub.history(repo_id)) == commits
+    assert not [r for r in hub.requests[requests:] if r[0] == "PUT" or "/commit/" in r[1]]
+    _assert_hub_holds(hub, repo_id, aitslab_staged)
+
+
+def test_a_push_after_one_config_changed_replaces_exactly_its_shards_and_deletes_stale_ones(hub, tmp_path):
+    upstream = tmp_path / "up"
+    nsd_fake_module.write_archives(upstream, seed=0)
+    cls = REGISTRY["nucleussegdata"]
+    first = staging.build(cls, out=tmp_path / "hub1", data_dir=upstream, verify=False, num_proc=2)  # two shards a split
+    repo_id = "change-org/nucleussegdata"
+    publish.push(first, repo_id)
+    _assert_hub_holds(hub, repo_id, first)
+    assert any("-00001-of-00002" in path for path in hub.files(repo_id))
+    # A new copy of the extended zip only; then a one-process build (one shard a split).
+    other = tmp_path / "other"
+    nsd_fake_module.write_archives(other, seed=1)
+    shutil.copy(other / cls.ARCHIVES["extended"].name, upstream / cls.ARCHIVES["extended"].name)
+    one = staging.build(cls, out=tmp_path / "hub2", data_dir=upstream, verify=False)
+    publish.push(one, repo_id)
+    _assert_hub_holds(hub, repo_id, one)  # the two-shard files of the first push are gone
+    changed = set(hub.history(repo_id)[0]["changed"])
+    assert "README.md" in changed and "assets/preview.png" not in changed  # the preview shows `original` rows
+    assert {p for p in changed if p.startswith("extended/")} == {
+        p for p in _local_files(one) if p.startswith("extended/")} | {
+        p for p in _local_files(first) if p.startswith("extended/")}
+
+
+def test_an_interrupted_push_completes_when_run_again(hub, aitslab_staged, monkeypatch):
+    monkeypatch.setattr("huggingface_hub.utils._http.time.sleep", lambda seconds: None)  # retries without waiting
+    repo_id = "interrupt-org/aitslab"
+    hub.drop_puts_after = 1  # the connection drops during every upload after the first
+    with pytest.raises(BuildError, match=r"interrupt-org/aitslab: uploading failed: network error .*re-run the same "
+                                         r"command to complete the push"):
+        publish.push(aitslab_staged, repo_id)
+    assert [c["summary"] for c in hub.history(repo_id)] == ["initial commit"]  # nothing half-committed
+    stored = len(hub.repos[repo_id].lfs)
+    hub.reset_faults()
+    requests = len(hub.requests)
+    publish.push(aitslab_staged, repo_id)
+    _assert_hub_holds(hub, repo_id, aitslab_staged)
+    puts = [r for r in hub.requests[requests:] if r[0] == "PUT"]
+    lfs_files = [p for p in _local_files(aitslab_staged) if p.endswith((".parquet", ".png"))]
+    assert stored >= 1 and len(puts) == len(lfs_files) - 1  # the object stored before the drop is not sent again
+
+
+def test_a_card_that_breaks_the_hub_rules_is_refused_before_any_request(hub, aitslab_staged, tmp_path):
+    folder = tmp_path / "repo"
+    shutil.copytree(aitslab_staged, folder)
+    readme = folder / "README.md"
+    readme.write_text(readme.read_text().replace("license: cc-by-4.0", "license: cc-by-4"))
+    requests = len(hub.requests)
+    with pytest.raises(BuildError, match=r"README.md: license 'cc-by-4' is not a Hub licence id"):
+        publish.push(folder, "rules-org/aitslab")
+    assert len(hub.requests) == requests
+
+
+def test_no_token_and_a_rejected_token_give_clear_errors_without_the_token(hub, aitslab_staged, monkeypatch, capsys):
+    monkeypatch.delenv("HF_TOKEN")
+    with pytest.raises(BuildError, match=r"no Hugging Face token: set HF_TOKEN or run `hf auth login`"):
+        publish.push(aitslab_staged, "token-org/aitslab")
+    monkeypatch.setenv("HF_TOKEN", "hf_wrong_secret_token")
+    hub.tokens = {TOKEN}
+    code = upload.main(["push", "aitslab-bioimaging1", "--org", "token-org", "--out", str(aitslab_staged.parent)])
+    err = capsys.readouterr().err
+    assert code == 1 and "HTTP 401" in err and "rejected the token" in err and "hf_wrong_secret_token" not in err
+
+
+def test_push_with_create_pr_leaves_main_alone(hub, aitslab_staged):
+    repo_id = "pr-org/aitslab"
+    url = publish.push(aitslab_staged, repo_id, create_pr=True)
+    assert url.endswith("/discussions/1")
+    assert set(hub.files(repo_id)) == {".gitattributes"}
+    assert set(hub.files(repo_id, "refs/pr/1")) - {".gitattributes"} == set(_local_files(aitslab_staged))
+
+
+def test_push_builds_what_is_missing(hub, aitslab_fake, tmp_path, capsys):
+    out = tmp_path / "hub"
+    code = upload.main(["push", "aitslab-bioimaging1", "--org", "build-org", "--repo-name", "hoechst",
+                        "--out", str(out), "--data-dir", str(aitslab_fake[0]), "--no-verify"])
+    assert code == 0 and "build-org/hoechst: pushed" in capsys.readouterr().out
+    _assert_hub_holds(hub, "build-org/hoechst", out / "aitslab-bioimaging1")
