@@ -136,3 +136,16 @@ def test_push_builds_what_is_missing(hub, aitslab_fake, tmp_path, capsys):
                         "--out", str(out), "--data-dir", str(aitslab_fake[0]), "--no-verify"])
     assert code == 0 and "build-org/hoechst: pushed" in capsys.readouterr().out
     _assert_hub_holds(hub, "build-org/hoechst", out / "aitslab-bioimaging1")
+
+
+def test_a_server_error_on_commit_is_reported_and_a_re_run_completes(hub, nsd_staged, monkeypatch):
+    monkeypatch.setattr("huggingface_hub.utils._http.time.sleep", lambda seconds: None)
+    repo_id = "error-org/nucleussegdata"
+    hub.commit_status = 500
+    with pytest.raises(BuildError, match=r"error-org/nucleussegdata: uploading failed with HTTP 500: .*re-run the "
+                                         r"same command to complete the push"):
+        publish.push(nsd_staged, repo_id)
+    assert [c["summary"] for c in hub.history(repo_id)] == ["initial commit"]
+    hub.reset_faults()
+    publish.push(nsd_staged, repo_id)
+    _assert_hub_holds(hub, repo_id, nsd_staged)
