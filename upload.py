@@ -88,8 +88,8 @@ def cmd_push(args) -> int:
     for source in list(_registry()) if args.all else args.sources:
         path = Path(args.out) / _registry()[source].REPO_NAME
         if not (path / "README.md").is_file():
-            path = _build(source, out=args.out, data_dir=args.data_dir, configs=args.config,
-                          num_proc=args.num_proc, verify=not args.no_verify)
+            path = _build(source, out=args.out, data_dir=args.data_dir, num_proc=args.num_proc,
+                          verify=not args.no_verify)
         repo_id = f"{args.org}/{args.repo_name or _registry()[source].REPO_NAME}"
         print(f"Pushing {_shown(path)} to {repo_id} ...", file=sys.stderr)
         url = publish.push(path, repo_id, private=args.private or None, create_pr=args.create_pr)
@@ -149,10 +149,11 @@ def cmd_demo(args) -> int:
     return 1 if failed else 0
 
 
-def _build_options(command) -> None:
+def _build_options(command, config: bool = True) -> None:
     command.add_argument("sources", nargs="*", metavar="SOURCE", help="source ids (see `list`)")
     command.add_argument("--all", action="store_true", help="every source")
-    command.add_argument("--config", action="append", metavar="NAME", help="build only this config (repeatable)")
+    if config:  # not for push: the Hub repo holds every config of a source
+        command.add_argument("--config", action="append", metavar="NAME", help="build only this config (repeatable)")
     command.add_argument("--data-dir", metavar="DIR",
                          help="folder with the archives as published (or their extracted trees); no download")
     command.add_argument("--out", default="hub", metavar="DIR", help="where staged repos go (default: hub/)")
@@ -177,7 +178,7 @@ def parser() -> argparse.ArgumentParser:
                                description="Upload <out>/<repo> to the Hub dataset repo ORG/<repo>, building it first if "
                                            "it is not staged; the Hub repo then holds exactly that folder. Token: "
                                            "HF_TOKEN or `hf auth login`.")
-    _build_options(push)
+    _build_options(push, config=False)
     push.add_argument("--org", required=True, metavar="ORG", help="Hub user or organisation to push to")
     push.add_argument("--repo-name", metavar="NAME", help="Hub repo name (one SOURCE only; default: the source's)")
     push.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing to main")
@@ -210,14 +211,23 @@ def main(argv=None) -> int:
         if unknown:
             top.error(f"{command}: unknown source(s) {', '.join(unknown)}; known: {', '.join(_registry())}")
         for source in (list(_registry()) if args.all else args.sources):
-            missing = set(args.config or []) - set(_registry()[source].config_names())
+            missing = set(getattr(args, "config", None) or []) - set(_registry()[source].config_names())
             if missing:
                 top.error(f"{command}: {source} has no config {', '.join(sorted(missing))}; "
                           f"its configs: {', '.join(_registry()[source].config_names())}")
         if args.num_proc is not None and args.num_proc < 1:
             top.error(f"{command}: --num-proc must be at least 1")
-        if command == "push" and args.repo_name and (args.all or len(args.sources) != 1):
-            top.error("push: --repo-name needs exactly one SOURCE")
+        if command == "push":
+            from huggingface_hub.errors import HFValidationError
+            from huggingface_hub.utils import validate_repo_id
+
+            if args.repo_name and (args.all or len(args.sources) != 1):
+                top.error("push: --repo-name needs exactly one SOURCE")
+            for source in (list(_registry()) if args.all else args.sources):
+                try:
+                    validate_repo_id(f"{args.org}/{args.repo_name or _registry()[source].REPO_NAME}")
+                except HFValidationError as exc:
+                    top.error(f"push: --org/--repo-name do not make a valid repo id ({exc})")
     _setup_logging()
     from builders.errors import find_build_error
 

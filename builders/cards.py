@@ -65,28 +65,39 @@ SIZE_CATEGORIES = {"n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M", "1M<n<10M", "1
                    "1B<n<10B", "10B<n<100B", "100B<n<1T", "n>1T"}
 
 
+def _listed(value) -> list:
+    """A metadata field that may be one value or a list of values, as a list."""
+    return value if isinstance(value, list) else [] if value is None else [value]
+
+
 def metadata_problems(data: dict) -> list[str]:
     """What in a card's YAML metadata breaks the Hub's rules for the fields we write (empty: none)."""
     problems = []
-    licence = data.get("license")
-    if licence not in HUB_LICENSES:
-        problems.append(f"license {licence!r} is not a Hub licence id")
-    if licence == "other" and not (data.get("license_name") and data.get("license_link")):
+    licences = _listed(data.get("license"))
+    if not licences:
+        problems.append("license is missing")
+    problems += [f"license {licence!r} is not a Hub licence id" for licence in licences
+                 if not isinstance(licence, str) or licence not in HUB_LICENSES]
+    if "other" in licences and not (data.get("license_name") and data.get("license_link")):
         problems.append("license 'other' needs license_name and license_link")
-    if data.get("license_name") and not re.fullmatch(r"[a-z0-9.-]+", data["license_name"]):
-        problems.append(f"license_name {data['license_name']!r} must be lower-case letters, digits, '-' and '.'")
+    name = data.get("license_name")
+    if name is not None and not (isinstance(name, str) and re.fullmatch(r"[a-z0-9.-]+", name)):
+        problems.append(f"license_name {name!r} must be lower-case letters, digits, '-' and '.'")
     for key, allowed in (("task_categories", TASK_CATEGORIES), ("task_ids", TASK_IDS),
                          ("size_categories", SIZE_CATEGORIES)):
-        values = data.get(key) or []
-        if not isinstance(values, list) or not values:
-            problems.append(f"{key} must be a non-empty list")
-        problems += [f"{key}: {value!r} is not one of the Hub's values" for value in values if value not in allowed]
+        values = _listed(data.get(key))
+        if not values:
+            problems.append(f"{key} is missing")
+        problems += [f"{key}: {value!r} is not one of the Hub's values" for value in values
+                     if not isinstance(value, str) or value not in allowed]
     if not data.get("pretty_name"):
         problems.append("pretty_name is missing")
-    configs = data.get("configs") or []
-    if not configs:
-        problems.append("configs are missing")
-    elif not configs[0].get("default") or sum(bool(c.get("default")) for c in configs) != 1:
+    configs = data.get("configs")
+    if not isinstance(configs, list) or not configs or not all(isinstance(c, dict) for c in configs):
+        problems.append("configs must be a non-empty list of mappings")
+        return problems
+    defaults = [c for c in configs if c.get("default")]
+    if defaults != configs[:1] and not (not defaults and configs[0].get("config_name") == "default"):
         problems.append("the first config, and only it, must be marked default: true")
     return problems
 

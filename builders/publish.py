@@ -1,10 +1,11 @@
 """Publishing: make a Hub dataset repo hold exactly a staged repo folder.
 
-`push(folder, repo_id, ...)` checks the card's metadata against the Hub's rules offline, creates the
-repo if needed and uploads the folder with `huggingface_hub.HfApi.upload_folder` in one commit that
-also deletes every remote file the folder no longer has (stale shards of an earlier build). Files
-the Hub already holds with the same content are not sent again and a push with nothing changed makes
-no commit, so re-running an interrupted push completes it. The token comes from `HF_TOKEN` or the
+`push(folder, repo_id, ...)` checks the folder offline (`check.check_repo` without loading: complete
+shards, the card's metadata against the Hub's rules), creates the repo if needed and uploads the
+folder with `huggingface_hub.HfApi.create_commit` in one commit that also deletes every remote file
+the folder no longer has (stale shards of an earlier build). Files the Hub already holds with the
+same content are not sent again and a push with nothing changed makes no commit, so re-running an
+interrupted push completes it. The token comes from `HF_TOKEN` or the
 stored login (`hf auth login`) and is never printed.
 """
 
@@ -15,7 +16,6 @@ import os
 from pathlib import Path
 
 from .base import VERSION
-from .cards import metadata_problems
 from .errors import BuildError
 
 STATUS_HINTS = {
@@ -23,19 +23,6 @@ STATUS_HINTS = {
     403: "the token may not write there (a read-only token, or no write access to the organisation)",
     404: "no such repository, or the token cannot see it",
 }
-
-
-def card_problems(folder: str | os.PathLike) -> list[str]:
-    from huggingface_hub import DatasetCard
-
-    readme = Path(folder) / "README.md"
-    if not readme.is_file():
-        return [f"{readme}: missing"]
-    try:
-        data = DatasetCard.load(readme).data.to_dict()
-    except Exception as exc:  # a broken card: YAML or front matter
-        return [f"{readme}: cannot be parsed ({exc})"]
-    return [f"{readme}: {problem}" for problem in metadata_problems(data)]
 
 
 def _token() -> str:
@@ -47,55 +34,72 @@ def _token() -> str:
     return token
 
 
+def _causes(exc: BaseException):
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
 def _failure(action: str, repo_id: str, exc: Exception) -> BuildError:
+    """A clear error for a failed Hub call (the client wraps transport errors, e.g. in RuntimeError)."""
     from huggingface_hub.errors import HfHubHTTPError
 
-    if isinstance(exc, HfHubHTTPError):
-        status = exc.response.status_code if exc.response is not None else None
-        hint = STATUS_HINTS.get(status) or ("the Hub failed; re-run the same command to complete the push"
-                                            if status and status >= 500 else "")
-        detail = exc.server_message or (str(exc).splitlines()[0] if str(exc) else "")
-        return BuildError(f"{repo_id}: {action} failed with HTTP {status}: {detail}" + (f" ({hint})" if hint else ""))
-    return BuildError(f"{repo_id}: {action} failed: network error ({type(exc).__name__}: {exc}); "
-                      f"re-run the same command to complete the push")
+    for cause in _causes(exc):
+        if isinstance(cause, HfHubHTTPError):
+            status = cause.response.status_code if cause.response is not None else None
+            hint = STATUS_HINTS.get(status) or ("the Hub failed; re-run the same command to complete the push"
+                                                if status and status >= 500 else "")
+            detail = cause.server_message or (str(cause).splitlines()[0] if str(cause) else "")
+            return BuildError(f"{repo_id}: {action} failed with HTTP {status}: {detail}" + (f" ({hint})" if hint else ""))
+        if isinstance(cause, OSError) or type(cause).__module__.split(".")[0] in ("httpx", "httpx2"):
+            return BuildError(f"{repo_id}: {action} failed: network error ({type(cause).__name__}: {cause}); "
+                              f"re-run the same command to complete the push")
+    return BuildError(f"{repo_id}: {action} failed: {exc}")
 
 
 def push(folder: str | os.PathLike, repo_id: str, private: bool | None = None, create_pr: bool = False,
          message: str | None = None) -> str | None:
-    """Upload `folder` to the dataset repo `repo_id`; returns the commit (or pull request) URL, None if unchanged."""
-    from huggingface_hub import HfApi
+    """Upload `folder` to the dataset repo `repo_id`; returns the commit (or pull request) URL, None if unchanged.
 
-    problems = card_problems(folder)
+    One commit (with or without `hf_xet`) adds every file of the folder and deletes every other remote
+    file except `.gitattributes`; the client leaves out files whose content the Hub already has.
+    """
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
+
+    from .check import check_repo
+
+    folder = Path(folder)
+    problems = check_repo(str(folder), load=False).errors  # incomplete folder, card breaking the Hub's rules
     if problems:
-        raise BuildError("the card breaks the Hub's metadata rules, nothing was uploaded:\n  " + "\n  ".join(problems))
+        raise BuildError(f"{folder} is not ready for the Hub, nothing was uploaded:\n  " + "\n  ".join(problems))
     api = HfApi(token=_token())
     try:
         api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
     except Exception as exc:
         raise _failure("creating the repository", repo_id, exc) from None
-    before = _head(api, repo_id)
-    # upload_folder warns when every file is unchanged and makes no commit; that is the expected no-op here.
-    quiet = logging.getLogger("huggingface_hub.hf_api")
+    local = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    try:
+        head = api.repo_info(repo_id, repo_type="dataset").sha
+        stale = sorted(set(api.list_repo_files(repo_id, repo_type="dataset", revision=head)) - set(local)
+                       - {".gitattributes"})
+    except Exception as exc:
+        raise _failure("reading the repository", repo_id, exc) from None
+    operations = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(folder / p)) for p in local]
+    operations += [CommitOperationDelete(path_in_repo=p) for p in stale]
+    quiet = logging.getLogger("huggingface_hub.hf_api")  # "No files have been modified": the expected no-op
     level = quiet.level
     quiet.setLevel(logging.ERROR)
     try:
-        info = api.upload_folder(
-            repo_id=repo_id, repo_type="dataset", folder_path=str(folder),
-            commit_message=message or f"Build {Path(folder).name} with builders {VERSION}",
-            delete_patterns=["*"],  # the repo holds exactly the folder (.gitattributes is always kept)
-            create_pr=create_pr,
+        info = api.create_commit(
+            repo_id, repo_type="dataset", operations=operations, create_pr=create_pr, parent_commit=head,
+            commit_message=message or f"Build {folder.name} with builders {VERSION}",
         )
     except Exception as exc:
         raise _failure("uploading", repo_id, exc) from None
     finally:
         quiet.setLevel(level)
     if create_pr:
-        return getattr(info, "pr_url", None) or str(info)
-    return None if _head(api, repo_id) == before else getattr(info, "commit_url", str(info))
-
-
-def _head(api, repo_id: str) -> str | None:
-    try:
-        return api.repo_info(repo_id, repo_type="dataset").sha
-    except Exception as exc:
-        raise _failure("reading the repository", repo_id, exc) from None
+        return info.pr_url  # None: nothing changed, no pull request opened
+    return None if info.oid == head else info.commit_url

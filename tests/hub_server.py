@@ -56,6 +56,7 @@ class HubServer:
         self.drop_puts_after: int | None = None  # successful LFS PUTs before every further PUT is dropped
         self.puts = 0
         self.commit_status: int | None = None  # answer commits with this status instead of committing
+        self.create_status: int | None = None  # answer repo creation with this status
         self.tokens: set | None = None  # accepted tokens (None: any)
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.httpd.hub = self
@@ -67,7 +68,7 @@ class HubServer:
         return self
 
     def reset_faults(self) -> None:
-        self.drop_puts_after, self.puts, self.commit_status, self.tokens = None, 0, None, None
+        self.drop_puts_after, self.puts, self.commit_status, self.create_status, self.tokens = None, 0, None, None, None
 
     # -- state -------------------------------------------------------------------------------------------------
     def new_sha(self) -> str:
@@ -279,6 +280,8 @@ class _Handler(BaseHTTPRequestHandler):
     # -- endpoints ---------------------------------------------------------------------------------------------
     def _create(self):
         request = json.loads(self._body())
+        if self.hub.create_status:
+            raise HubError(self.hub.create_status, None, "You don't have the rights to create a dataset under this namespace")
         repo_id = f"{request['organization']}/{request['name']}" if request.get("organization") else request["name"]
         if repo_id in self.hub.repos:
             return self._send(409, {"error": "You already created this dataset repo", "url": f"{self.hub.url}/datasets/{repo_id}"})

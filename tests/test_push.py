@@ -59,27 +59,36 @@ def test_a_second_push_without_change_makes_no_commit_and_sends_nothing(hub, ait
     _assert_hub_holds(hub, repo_id, aitslab_staged)
 
 
-def test_a_push_after_one_config_changed_replaces_exactly_its_shards_and_deletes_stale_ones(hub, tmp_path):
+def test_a_push_after_one_config_changed_replaces_exactly_its_shards(hub, tmp_path):
     upstream = tmp_path / "up"
     nsd_fake_module.write_archives(upstream, seed=0)
     cls = REGISTRY["nucleussegdata"]
-    first = staging.build(cls, out=tmp_path / "hub1", data_dir=upstream, verify=False, num_proc=2)  # two shards a split
     repo_id = "change-org/nucleussegdata"
-    publish.push(first, repo_id)
-    _assert_hub_holds(hub, repo_id, first)
-    assert any("-00001-of-00002" in path for path in hub.files(repo_id))
-    # A new copy of the extended zip only; then a one-process build (one shard a split).
-    other = tmp_path / "other"
+    publish.push(staging.build(cls, out=tmp_path / "hub1", data_dir=upstream, verify=False), repo_id)
+    other = tmp_path / "other"  # a new copy of the extended zip only
     nsd_fake_module.write_archives(other, seed=1)
     shutil.copy(other / cls.ARCHIVES["extended"].name, upstream / cls.ARCHIVES["extended"].name)
-    one = staging.build(cls, out=tmp_path / "hub2", data_dir=upstream, verify=False)
-    publish.push(one, repo_id)
-    _assert_hub_holds(hub, repo_id, one)  # the two-shard files of the first push are gone
+    second = staging.build(cls, out=tmp_path / "hub2", data_dir=upstream, verify=False)
+    publish.push(second, repo_id)
+    _assert_hub_holds(hub, repo_id, second)
     changed = set(hub.history(repo_id)[0]["changed"])
-    assert "README.md" in changed and "assets/preview.png" not in changed  # the preview shows `original` rows
-    assert {p for p in changed if p.startswith("extended/")} == {
-        p for p in _local_files(one) if p.startswith("extended/")} | {
-        p for p in _local_files(first) if p.startswith("extended/")}
+    assert changed == {"README.md"} | {p for p in _local_files(second) if p.startswith("extended/")}
+
+
+def test_a_push_deletes_stale_shards_and_a_card_only_change_sends_the_card(hub, tmp_path, nsd_fake):
+    cls = REGISTRY["nucleussegdata"]
+    repo_id = "stale-org/nucleussegdata"
+    two = staging.build(cls, out=tmp_path / "hub2", data_dir=nsd_fake[0], verify=False, num_proc=2)
+    publish.push(two, repo_id)
+    assert any("-00001-of-00002" in path for path in hub.files(repo_id))  # two shards a split
+    one = staging.build(cls, out=tmp_path / "hub1", data_dir=nsd_fake[0], verify=False)
+    publish.push(one, repo_id)
+    _assert_hub_holds(hub, repo_id, one)  # the two-shard files are gone, in the same commit
+    assert len([c for c in hub.history(repo_id)]) == 3
+    readme = one / "README.md"
+    readme.write_text(readme.read_text().replace("## Quick start", "Edited.\n\n## Quick start"))
+    publish.push(one, repo_id)
+    assert hub.history(repo_id)[0]["changed"] == ["README.md"]
 
 
 def test_an_interrupted_push_completes_when_run_again(hub, aitslab_staged, monkeypatch):
@@ -128,6 +137,33 @@ def test_push_with_create_pr_leaves_main_alone(hub, aitslab_staged):
     assert url.endswith("/discussions/1")
     assert set(hub.files(repo_id)) == {".gitattributes"}
     assert set(hub.files(repo_id, "refs/pr/1")) - {".gitattributes"} == set(_local_files(aitslab_staged))
+    publish.push(aitslab_staged, repo_id)
+    assert publish.push(aitslab_staged, repo_id, create_pr=True) is None  # nothing to change: no pull request
+    assert "refs/pr/2" not in hub.repos[repo_id].refs
+
+
+def test_a_forbidden_namespace_and_an_incomplete_folder_are_clear_errors(hub, nsd_staged, tmp_path):
+    hub.create_status = 403
+    with pytest.raises(BuildError, match=r"forbidden-org/nucleussegdata: creating the repository failed with HTTP 403: "
+                                         r".*\(the token may not write there"):
+        publish.push(nsd_staged, "forbidden-org/nucleussegdata")
+    hub.reset_faults()
+    folder = tmp_path / "repo"
+    shutil.copytree(nsd_staged, folder)
+    next((folder / "extended").glob("test_hepg2-*.parquet")).unlink()
+    requests = len(hub.requests)
+    with pytest.raises(BuildError, match=r"is not ready for the Hub, nothing was uploaded:\n .*test_hepg2"):
+        publish.push(folder, "incomplete-org/nucleussegdata")
+    assert len(hub.requests) == requests
+
+
+def test_push_usage_errors_exit_2(capsys):
+    for argv in (["push", "nucls", "--org", "my org"], ["push", "nucls", "--org", "o", "--config", "all"],
+                 ["push", "--all", "--org", "o", "--repo-name", "x"]):
+        with pytest.raises(SystemExit) as exit_info:
+            upload.main(argv)
+        assert exit_info.value.code == 2
+    assert "not make a valid repo id" in capsys.readouterr().err
 
 
 def test_push_builds_what_is_missing(hub, aitslab_fake, tmp_path, capsys):
