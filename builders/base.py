@@ -20,8 +20,8 @@ from .archives import Archive, Tree, locate
 from .errors import warn
 
 VERSION = "1.0.0"
-MAX_ROW_GROUP_BYTES = 100_000_000
-EXIF_ORIENTATION = 0x0112  # the Hub viewer scans at most 300 MB per request
+MAX_ROW_GROUP_BYTES = 100_000_000  # the Hub viewer scans at most 300 MB per request
+EXIF_ORIENTATION = 0x0112  # EXIF tag that `datasets` applies (rotates the image) when decoding
 
 
 @dataclass

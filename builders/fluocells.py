@@ -166,14 +166,19 @@ def folder_files(tree: Tree, tail: str) -> tuple[str | None, dict[str, str]]:
     return next(iter(found.items()), (None, {}))
 
 
+def drop_non_images(tree: Tree, files: dict) -> None:
+    """Remove (with a warning) the entries of a file name -> member table that are not image files."""
+    for filename in sorted(f for f in files if file_id(f) is None):
+        warn(f"{tree.where(files.pop(filename))}: not a .png or .tif file; ignored")
+
+
 def pair_files(tree: Tree, images: dict, masks_: dict, verify: bool, known_orphans=frozenset()) -> list[tuple]:
     """`(id, image member, mask member)` paired by exact file name, in natural order of the id.
 
     A mask in `known_orphans` (published without its image) is skipped with a warning; any other
     unpaired file is an error (a warning when `verify` is off)."""
     for table in (images, masks_):
-        for filename in sorted(f for f in table if file_id(f) is None):
-            warn(f"{tree.where(table.pop(filename))}: not a .png or .tif file; ignored")
+        drop_non_images(tree, table)
     ids = {}
     for filename in images:
         if file_id(filename) in ids:
@@ -309,8 +314,7 @@ def find_v2(tree: Tree, collection: str, verify: bool) -> dict[str, tuple[list[t
         root = image_folder[: -len(f"{folder}/images")]
         roots.add(root)
         if split == "unlabelled":
-            for filename in sorted(f for f in images if file_id(f) is None):
-                warn(f"{tree.where(images.pop(filename))}: not a .png or .tif file; ignored")
+            drop_non_images(tree, images)
             ids = sorted(((file_id(f), m) for f, m in images.items()), key=lambda p: _order(p[0]))
             found[split] = ([(stem, member, None) for stem, member in ids], None)
             continue

@@ -9,10 +9,8 @@ import pytest
 from builders import REGISTRY, core_view, schema
 from builders.archives import Archive
 from builders.base import OfficialCounts, SegmentationBuilder
-from builders.cards import TEMPLATES
+from builders.cards import HUB_LICENSES, TEMPLATES
 from builders.masks import png16
-
-HUB_LICENSES = {"cc-by-4.0", "cc-by-sa-4.0", "cc0-1.0", "mit", "other"}
 
 
 def test_core_features_are_exactly_the_design():
