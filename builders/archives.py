@@ -19,6 +19,7 @@ import hashlib
 import os
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass
 from typing import Callable
 from pathlib import Path, PurePosixPath
@@ -103,7 +104,7 @@ class Tree:
         members = self._open_zip()
         try:
             return self._zip[0].read(members[name])
-        except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, KeyError) as exc:  # zlib: corrupt compressed data
             raise BuildError(f"{self.label}: cannot read member {name!r} ({exc})") from exc
 
     def __getstate__(self):  # picklable for --num-proc: workers reopen the zip

@@ -226,7 +226,7 @@ def read_coco_dots(data: bytes, name: str) -> dict[str, list[list[int]]]:
     """The authors' COCO file (one annotation per image, parallel lists) -> image stem -> dots `[x, y]`."""
     try:
         coco = json.loads(data)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError; RecursionError: deep nesting
         raise BuildError(f"{name}: not valid JSON ({exc})") from exc
     if not isinstance(coco, dict) or not isinstance(coco.get("annotations"), list):
         raise BuildError(f"{name}: missing key 'annotations' (a list with one entry per image)")

@@ -41,6 +41,8 @@ def decode_image(data: bytes, name: str) -> PILImage.Image:
     try:
         image = PILImage.open(io.BytesIO(data))
         image.load()
+        if image.format == "PNG":  # `load` stops after the pixel data: a file cut short after it passes, so
+            PILImage.open(io.BytesIO(data)).verify()  # check every chunk's CRC up to IEND
     except Exception as exc:  # PIL raises several types (OSError, SyntaxError, ValueError, ...)
         raise BuildError(f"{name}: not a readable image ({exc})") from exc
     return image

@@ -152,7 +152,10 @@ def find_fovs(tree: Tree, verify: bool = True) -> tuple[str, dict, dict]:
 
 def read_fold(data: bytes, name: str) -> set[str]:
     """Slide names listed in a fold file (column `slide_name`)."""
-    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+    try:
+        rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise BuildError(f"{name}: not a readable CSV file ({exc})") from exc
     if not rows or "slide_name" not in rows[0]:
         raise BuildError(f"{name}: no header with a slide_name column")
     column = rows[0].index("slide_name")
