@@ -5,7 +5,8 @@ config inside `<out>/.<repo>.partial-*`, moves the shards into the Hub layout
 `<folder>/<split>-NNNNN-of-NNNNN.parquet` (`data/` for a config named `default`, else the config
 name), verifies the official counts, writes the card and the preview figure, checks the row
 groups, and only then replaces `<out>/<repo>` by the finished folder. On any error the scratch
-folder is removed: `<out>/<repo>` is either the previous complete version or the new one.
+folder is removed: `<out>/<repo>` is either the previous complete version or the new one. Scratch
+folders of killed builds are removed by the next build; those of builds still running (locked) are not.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ from datasets.download import DownloadConfig
 from . import cards
 from .base import MAX_ROW_GROUP_BYTES, split_total
 from .errors import BuildError, check_or_warn, find_build_error, warn
+
+try:
+    import fcntl
+except ImportError:  # Windows: a concurrent build of the same repo may remove this one's scratch folder
+    fcntl = None
 
 HARD_ROW_GROUP_LIMIT = 300_000_000  # the viewer's scan limit per request
 
@@ -189,6 +195,31 @@ def _configs_from_parts(parts: ConfigResult, configs: list[str], repo_dir: str) 
     return results
 
 
+def _hold(scratch: str) -> int:
+    """Lock a scratch folder for as long as its build runs (the OS releases it if the build is killed)."""
+    handle = os.open(os.path.join(scratch, ".lock"), os.O_CREAT | os.O_RDWR)
+    if fcntl:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+    return handle
+
+
+def _in_use(scratch: Path) -> bool:
+    """Whether another build still runs in this scratch folder (then it is not stale)."""
+    if fcntl is None:
+        return False
+    try:
+        handle = os.open(scratch / ".lock", os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(handle)
+
+
 def build(builder_cls, out="hub", data_dir=None, configs=None, num_proc=None, verify=True) -> Path:
     """Build `builder_cls` into `<out>/<repo name>` and return that path."""
     names = builder_cls.config_names()
@@ -205,8 +236,10 @@ def build(builder_cls, out="hub", data_dir=None, configs=None, num_proc=None, ve
         os.replace(previous, final)
     shutil.rmtree(previous, ignore_errors=True)
     for stale in out.glob(f".{builder_cls.REPO_NAME}.partial-*"):  # left by a killed build
-        shutil.rmtree(stale, ignore_errors=True)
+        if not _in_use(stale):
+            shutil.rmtree(stale, ignore_errors=True)
     scratch = tempfile.mkdtemp(prefix=f".{builder_cls.REPO_NAME}.partial-", dir=out)
+    lock = _hold(scratch)
     try:
         repo_dir = os.path.join(scratch, "repo")
         os.makedirs(repo_dir)
@@ -231,4 +264,5 @@ def build(builder_cls, out="hub", data_dir=None, configs=None, num_proc=None, ve
         shutil.rmtree(previous, ignore_errors=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        os.close(lock)
     return final

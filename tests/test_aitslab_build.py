@@ -305,3 +305,19 @@ def test_a_build_killed_between_the_two_renames_recovers_the_previous_repo(tmp_p
         build(tmp_path / "empty-data-dir-that-does-not-exist", out)
     assert tree_bytes(out / "aitslab-bioimaging1") == tree_bytes(aitslab_staged)
     assert not list(out.glob(".*"))
+
+
+def test_a_scratch_folder_of_a_killed_build_is_removed_but_not_one_of_a_running_build(tmp_path, aitslab_fake):
+    import fcntl
+
+    out = tmp_path / "hub"
+    killed, running = out / ".aitslab-bioimaging1.partial-killed", out / ".aitslab-bioimaging1.partial-running"
+    for folder in (killed, running):
+        (folder / "repo").mkdir(parents=True)
+        (folder / ".lock").touch()
+    with open(running / ".lock") as handle:  # another build holds its lock while it runs
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        build(aitslab_fake[0], out)
+        assert running.exists() and not killed.exists()
+    assert (out / "aitslab-bioimaging1" / "README.md").exists()
+    assert sorted(out.glob(".*")) == [running]  # the build's own scratch folder is gone too
