@@ -203,13 +203,13 @@ def read_binary_mask(data: bytes, name: str, size: tuple[int, int]) -> np.ndarra
         mask = mask.convert("RGB" if mask.mode == "P" else "L")
     if mask.mode not in ("L", "LA", "RGB", "RGBA"):
         raise BuildError(f"{name}: PIL mode {mask.mode}; expected an 8-bit binary mask (grey, RGB or RGBA)")
-    pixels = np.asarray(mask)
-    channel0 = pixels if pixels.ndim == 2 else pixels[..., 0]
+    channel0, *colours = (np.asarray(mask.getchannel(i)) for i in range(1 if mask.mode in ("L", "LA") else 3))
     if channel0.max(initial=0) == 1:  # a 0/1 mask: `> 127` would lose every cell
         warn(f"{name}: mask values are 0 and 1, not 0 and 255; every non-zero pixel is taken")
         return channel0 > 0
     binary = channel0 > 127
-    if pixels.ndim == 3 and pixels.shape[2] >= 3 and ((pixels[..., 1:3] > 127) != binary[..., None]).any():
+    # Identical channels (the usual grey mask saved as RGB) agree without thresholding them.
+    if any(not np.array_equal(c, channel0) and ((c > 127) != binary).any() for c in colours):
         warn(f"{name}: the mask's colour channels disagree; channel 0 is used")
     return binary
 

@@ -82,7 +82,8 @@ def trace_outline(binary: np.ndarray, x0: int = 0, y0: int = 0) -> list[list[flo
     Holes are filled first, so no hole's edge can be taken for the outline; of several parts (pixels
     joined only diagonally, or apart), the one enclosing the largest area is outlined.
     """
-    padded = np.pad(ndimage.binary_fill_holes(binary), 1).astype(np.uint8)
+    background, _ = ndimage.label(np.pad(~np.asarray(binary, dtype=bool), 1, constant_values=True))  # 4-connected,
+    padded = (background != background[0, 0]).astype(np.uint8)  # as binary_fill_holes: the object, holes filled
     contours = measure.find_contours(padded, 0.5)
     outline = max(contours, key=_enclosed_area)[:-1]  # closed: the last point repeats the first
     outline = _drop_collinear(outline)
@@ -180,12 +181,16 @@ def display_rgb(image: PILImage.Image) -> np.ndarray:
 
 def preview_jpeg(image: PILImage.Image, labels: np.ndarray | None, max_side: int = PREVIEW_MAX_SIDE) -> bytes:
     """RGB JPEG of the image, at most `max_side` px (never larger than the image), with coloured outlines."""
-    rgb = display_rgb(image)
-    height, width = rgb.shape[:2]
+    width, height = image.size
     scale = min(1.0, max_side / max(height, width))
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    if scale < 1:
-        rgb = np.asarray(PILImage.fromarray(rgb).resize(size, PILImage.Resampling.BILINEAR))
+    if image.mode in ("L", "RGB", "RGBA"):  # 8-bit: shrink first (box reduce, then bilinear), then to RGB
+        small = image.resize(size, PILImage.Resampling.BILINEAR, reducing_gap=2.0) if scale < 1 else image
+        rgb = np.asarray(small.convert("RGB"))
+    else:
+        rgb = display_rgb(image)
+        if scale < 1:
+            rgb = np.asarray(PILImage.fromarray(rgb).resize(size, PILImage.Resampling.BILINEAR))
     if labels is not None:
         # Nearest-neighbour sampling of the labels at the preview's pixel centres.
         rows = np.minimum(((np.arange(size[1]) + 0.5) * height / size[1]).astype(np.intp), height - 1)

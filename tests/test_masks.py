@@ -145,3 +145,16 @@ def test_truncated_image_raises_an_error_naming_the_file():
     PILImage.fromarray(np.arange(4096, dtype=np.uint8).reshape(64, 64)).save(buffer, format="PNG")
     with pytest.raises(BuildError, match=r"x/broken\.png: not a readable image"):
         masks.decode_image(buffer.getvalue()[:60], "x/broken.png")
+
+
+def test_a_hole_open_only_at_a_corner_is_filled_before_tracing():
+    # The hole (2, 2) touches the outside only diagonally, through (3, 3): marching squares would trace
+    # into it; as a 4-connected hole it is filled first, so the outline is that of the filled object.
+    crop = np.array([[0, 0, 0, 0, 0],
+                     [0, 1, 1, 1, 0],
+                     [0, 1, 0, 1, 0],
+                     [0, 1, 1, 0, 0],
+                     [0, 0, 0, 0, 0]], dtype=bool)
+    filled = crop.copy()
+    filled[2, 2] = True
+    assert masks.trace_outline(crop) == masks.trace_outline(filled)
