@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image as PILImage
 
 from ..fluocells import ARCHIVES, V1_TEST
-from . import png_bytes, write_zip
+from . import noise, png_bytes, write_zip
 
 # The 20 real v1 names ending in `_o` (4 are in the official test list).
 V1_O_NAMES = (
@@ -75,20 +75,21 @@ def _shape(kind: str, rng: np.random.Generator) -> tuple[np.ndarray, list[np.nda
     return values, [values > 127]
 
 
-def mask_for(rng: np.random.Generator, size: tuple[int, int], empty: bool) -> tuple[np.ndarray, list]:
-    """A grey 0-255 mask of `size` (w, h) and the truncated centroid `[x, y]` of each of its components."""
+def mask_for(rng: np.random.Generator, size: tuple[int, int], empty: bool, slot: int = SLOT) -> tuple[np.ndarray, list]:
+    """A grey 0-255 mask of `size` (w, h) and the truncated centroid `[x, y]` of each of its components,
+    one shape in some of its `slot` x `slot` squares."""
     width, height = size
     values = np.zeros((height, width), dtype=np.uint8)
     dots = []
     if empty:
         return values, dots
-    slots = [(r, c) for r in range(height // SLOT) for c in range(width // SLOT)]
+    slots = [(r, c) for r in range(height // slot) for c in range(width // slot)]
     chosen = rng.permutation(len(slots))[: int(rng.integers(1, len(slots) + 1))]
     for n, index in enumerate(sorted(chosen)):
         r, c = slots[index]
         kind = KINDS[n % len(KINDS)] if n < len(KINDS) else "blob"
         content, parts = _shape(kind, rng)
-        y0, x0 = r * SLOT + 2, c * SLOT + 2
+        y0, x0 = r * slot + 2, c * slot + 2
         values[y0:y0 + 12, x0:x0 + 12] = content
         for pixels in parts:
             rows, cols = np.nonzero(pixels)
@@ -96,10 +97,11 @@ def mask_for(rng: np.random.Generator, size: tuple[int, int], empty: bool) -> tu
     return values, dots
 
 
-def image_for(binary: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """An RGB 'fluorescence' image: dark noisy background, yellowish cells."""
+def image_for(binary: np.ndarray, rng: np.random.Generator, grain: int = 1) -> np.ndarray:
+    """An RGB 'fluorescence' image: dark noisy background, yellowish cells; noise in `grain`-px squares
+    (2 gives PNGs of the real images' size, about 1.4 MB at 1600x1200)."""
     signal = np.where(binary, 170, 25)[..., None] * np.array([1.0, 0.9, 0.3])
-    return np.clip(signal + rng.normal(0, 8, signal.shape), 0, 255).astype(np.uint8)
+    return np.clip(signal + noise(rng, *binary.shape, 8, grain), 0, 255).astype(np.uint8)
 
 
 def _encode(array: np.ndarray, fmt: str = "PNG") -> bytes:
@@ -123,8 +125,11 @@ def v1_names(train: int, test: int) -> dict[str, list[str]]:
     return {"train": other[:train], "test": sorted(V1_TEST)[:test]}
 
 
-def write_v1(out_dir, train: int, test: int, seed: int = 0, top: str | None = None, naming: str = "png") -> dict:
-    """`fluocells.zip`; returns {split: {id: objects}} and the ids with empty masks."""
+def write_v1(out_dir, train: int, test: int, seed: int = 0, top: str | None = None, naming: str = "png",
+             size: tuple[int, int] | None = None, slot: int = SLOT, grain: int = 1) -> dict:
+    """`fluocells.zip` of images of `size` (w, h; the published 1600x1200 in benchmarks), with a shape in
+    some of the mask's `slot`-px squares and image noise in `grain`-px squares; returns {split: {id: objects}}
+    and the ids with empty masks."""
     rng = np.random.default_rng(seed)
     prefix = f"{top}/" if top else ""
     members = {f"{prefix}README.md": b"Fluorescent Neuronal Cells (fake archive for tests).\n"}
@@ -136,10 +141,10 @@ def write_v1(out_dir, train: int, test: int, seed: int = 0, top: str | None = No
         empties = V1_EMPTY[split] if (train, test) == PUBLISHED["v1"] else max(1, len(names) // 6)
         for i, name in enumerate(names):
             stem = name[:-4]
-            values, dots = mask_for(rng, SIZES["v1"][0], empty=i < empties)
+            values, dots = mask_for(rng, size or SIZES["v1"][0], empty=i < empties, slot=slot)
             tiff = naming == "kaggle" and stem.endswith("_o")
             filename, fmt = (name + ".tiff", "TIFF") if tiff else (name, "PNG")
-            members[f"{prefix}all_images/images/{filename}"] = _encode(image_for(values > 127, rng), fmt)
+            members[f"{prefix}all_images/images/{filename}"] = _encode(image_for(values > 127, rng, grain), fmt)
             members[f"{prefix}all_masks/masks/{filename}"] = _mask_bytes(values, encodings[n % 3], fmt)
             objects[split][stem] = len(dots)
             if not dots:

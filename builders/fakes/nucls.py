@@ -21,7 +21,7 @@ from PIL import Image as PILImage
 
 from ..masks import polygon_pixels
 from ..nucls import ARCHIVES, RAW_CLASSES
-from . import png_bytes, write_zip
+from . import noise, png_bytes, write_zip
 
 DEMO_OPTIONS = {}
 HOSPITALS = ("A2", "E2", "D8", "EW", "A7", "GM")
@@ -77,7 +77,8 @@ class _FOV:
         return len(self.nuclei) - 1
 
 
-def paint_fov(rng: np.random.Generator, raws: list[str], width: int, height: int, quirks: set) -> _FOV:
+def paint_fov(rng: np.random.Generator, raws: list[str], width: int, height: int, quirks: set, scale: int = 1) -> _FOV:
+    """Nuclei in slots `12 * scale` px apart (radius 3-5 px times `scale`), after the quirks."""
     fov = _FOV(width, height, margin=4, rng=rng)
     raws = list(raws)
     if "overlap" in quirks:  # a big nucleus, then a small one over its box centre
@@ -88,12 +89,15 @@ def paint_fov(rng: np.random.Generator, raws: list[str], width: int, height: int
         while (fov.paint == sliver).any():
             r, c = np.argwhere(fov.paint == sliver)[0]
             fov.add(raws.pop() if raws else "lymphocyte", box(c - 2, r - 2, c + 2, r + 2), "rectangle")
-    slots = [(x, y) for y in range(44, height - 8, 12) for x in range(12, width - 10, 12)]
+    step = 12 * scale
+    slots = [(x, y) for y in range(32 + step, height - 8 * scale, step) for x in range(step, width - 10 * scale, step)]
+    if len(slots) < len(raws):
+        raise ValueError(f"{len(raws)} nuclei do not fit in {width}x{height} at scale {scale}")
     for raw, (x, y) in zip(raws, slots):
         if rng.random() < 0.3:
-            fov.add(raw, box(x - 4, y - 3, x + 4, y + 3), "rectangle")
+            fov.add(raw, box(x - 4 * scale, y - 3 * scale, x + 4 * scale, y + 3 * scale), "rectangle")
         else:
-            fov.add(raw, ellipse(x, y, rng.uniform(3, 5), rng.uniform(3, 5)))
+            fov.add(raw, ellipse(x, y, rng.uniform(3, 5) * scale, rng.uniform(3, 5) * scale))
     return fov
 
 
@@ -115,28 +119,63 @@ def csv_text(fov: _FOV, order: list[int], quirks: set) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def image_for(fov: _FOV, rng: np.random.Generator, rgba: bool) -> bytes:
-    """An H&E-like RGB(A) PNG: pink stroma, purple nuclei."""
+def image_for(fov: _FOV, rng: np.random.Generator, rgba: bool, grain: int = 1) -> bytes:
+    """An H&E-like RGB(A) PNG: pink stroma, purple nuclei, noise in `grain`-px squares."""
     pink = np.array([235, 170, 200], dtype=np.float64)
     purple = np.array([90, 50, 140], dtype=np.float64)
-    rgb = np.where((fov.paint >= 0)[..., None], purple, pink) + rng.normal(0, 8, (fov.height, fov.width, 3))
+    rgb = np.where((fov.paint >= 0)[..., None], purple, pink) + noise(rng, fov.height, fov.width, 8, grain)
     rgb = np.clip(rgb, 0, 255).astype(np.uint8)
     if rgba:
         rgb = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
     return png_bytes(rgb)
 
 
-def write_archives(out_dir, seed: int = 0) -> dict:
+def write_archives(out_dir, seed: int = 0, extra: list | None = None) -> dict:
     """Write `NuCLS_dataset.zip` into `out_dir`. Returns `{"archives": {"all": path}, "fovs": {fov: {...}},
     "folds": {fold: {"train": [fov], "test": [fov]}}}`; each FOV entry has `labels` (the expected
     instance mask, CSV row k+1 on the pixels it owns), `classes` (per CSV row: raw, main, super, type),
-    `hospital`, `slide` and `rgba`."""
+    `hospital`, `slide` and `rgba`.
+
+    `extra`: more FOVs after the 12 with quirks, as `(width, height, nuclei)`, with nuclei of the
+    real size (scale 3) and PNGs of the real size (noise grain 2), spread over the six hospitals and
+    20 more slides each (benchmark replicas).
+    """
     rng = np.random.default_rng(seed)
     root = ARCHIVES["all"].folder
     members = {f"{root}/csv/ALL_FOV_LOCATIONS.csv": b",fovname,xmin,ymin,xmax,ymax\n"}
     every_raw = list(RAW_CLASSES)
     result = {"archives": {}, "fovs": {}, "folds": {}}
     slides = {}
+
+    def add_fov(n, hospital, slide, width, height, raws, quirks, scale=1, grain=1):
+        fov = paint_fov(rng, raws, width, height, quirks, scale)
+        name = fov_name(hospital, slide, n)
+        order = [int(i) for i in rng.permutation(len(fov.nuclei))]  # CSV order is not paint order
+        row_of = {index: row for row, index in enumerate(order)}
+        labels = np.zeros(fov.paint.shape, np.uint16)
+        painted = fov.paint >= 0
+        labels[painted] = [row_of[i] + 1 for i in fov.paint[painted]]
+        mask = fov.mask
+        if n == 2:
+            mask = mask[:-2, :-2]  # 2 px smaller than the image
+            labels[-2:, :] = 0
+            labels[:, -2:] = 0
+        elif n == 4:
+            mask = np.pad(mask, ((0, 2), (0, 2), (0, 0)), constant_values=7)  # 2 px larger
+        rgba = n == 3
+        if n == 5:
+            mask = np.dstack([mask, np.full(mask.shape[:2], 255, np.uint8)])  # RGBA mask
+        members[f"{root}/rgb/{name}.png"] = image_for(fov, rng, rgba, grain)
+        members[f"{root}/mask/{name}.png"] = png_bytes(mask)
+        members[f"{root}/visualization/{name}.png"] = image_for(fov, rng, False, grain)
+        members[f"{root}/csv/{name}.csv"] = csv_text(fov, order, quirks)
+        classes = [(fov.nuclei[i]["raw"], *RAW_CLASSES[fov.nuclei[i]["raw"]][1:], fov.nuclei[i]["type"]) for i in order]
+        roi = np.zeros((height, width), bool)
+        roi[: mask.shape[0], : mask.shape[1]] = mask[:height, :width, 0] != 0
+        result["fovs"][name] = {"labels": labels, "classes": classes, "hospital": hospital,
+                                "slide": name.split("_id")[0], "rgba": rgba, "roi": roi}
+        slides.setdefault(hospital, set()).add(name.split("_id")[0])
+
     n = 0
     for h, hospital in enumerate(HOSPITALS):
         for slide in range(1 + (h < 2)):
@@ -147,34 +186,13 @@ def write_archives(out_dir, seed: int = 0) -> dict:
                 raws = [every_raw[(n * 5 + i) % len(every_raw)] for i in range(10)]
                 if n == 0:
                     raws = every_raw[::-1] + raws  # every raw class in the first FOV
-                fov = paint_fov(rng, raws, width, height, quirks)
-                name = fov_name(hospital, 16 * h + slide, n)
-                order = [int(i) for i in rng.permutation(len(fov.nuclei))]  # CSV order is not paint order
-                row_of = {index: row for row, index in enumerate(order)}
-                labels = np.zeros(fov.paint.shape, np.uint16)
-                painted = fov.paint >= 0
-                labels[painted] = [row_of[i] + 1 for i in fov.paint[painted]]
-                mask = fov.mask
-                if n == 2:
-                    mask = mask[:-2, :-2]  # 2 px smaller than the image
-                    labels[-2:, :] = 0
-                    labels[:, -2:] = 0
-                elif n == 4:
-                    mask = np.pad(mask, ((0, 2), (0, 2), (0, 0)), constant_values=7)  # 2 px larger
-                rgba = n == 3
-                if n == 5:
-                    mask = np.dstack([mask, np.full(mask.shape[:2], 255, np.uint8)])  # RGBA mask
-                members[f"{root}/rgb/{name}.png"] = image_for(fov, rng, rgba)
-                members[f"{root}/mask/{name}.png"] = png_bytes(mask)
-                members[f"{root}/visualization/{name}.png"] = image_for(fov, rng, False)
-                members[f"{root}/csv/{name}.csv"] = csv_text(fov, order, quirks)
-                classes = [(fov.nuclei[i]["raw"], *RAW_CLASSES[fov.nuclei[i]["raw"]][1:], fov.nuclei[i]["type"]) for i in order]
-                roi = np.zeros((height, width), bool)
-                roi[: mask.shape[0], : mask.shape[1]] = mask[:height, :width, 0] != 0
-                result["fovs"][name] = {"labels": labels, "classes": classes, "hospital": hospital,
-                                        "slide": name.split("_id")[0], "rgba": rgba, "roi": roi}
-                slides.setdefault(hospital, set()).add(name.split("_id")[0])
+                add_fov(n, hospital, 16 * h + slide, width, height, raws, quirks)
                 n += 1
+    for width, height, nuclei in extra or []:
+        h = n % len(HOSPITALS)
+        raws = [every_raw[(n * 5 + i) % len(every_raw)] for i in range(nuclei)]
+        add_fov(n, HOSPITALS[h], 16 * h + 2 + (n // len(HOSPITALS)) % 20, width, height, raws, set(), scale=3, grain=2)
+        n += 1
     debug_train = {sorted(slides["A2"])[0], sorted(slides["D8"])[0]}
     debug_test = {sorted(slides["GM"])[0]}
     for fold in (1, 2, 3, 4, 5, 999):
