@@ -1,6 +1,7 @@
 """Benchmarks on full-size replicas of the four sources: build, floor, naive peer, scaling, streaming.
 
-    python benchmarks/run.py                         # full size, every source (about 30 min); writes benchmarks/RESULTS.md
+    python benchmarks/run.py                         # full size, every source; writes benchmarks/RESULTS.md
+                                                     # (about 10 min, plus about 12 min to write the replicas the first time)
     python benchmarks/run.py --tiny --out /tmp/b     # tiny replicas, seconds (run by the tests)
     python benchmarks/run.py --sources nucls         # one source
 
