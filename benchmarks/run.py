@@ -453,7 +453,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tiny", action="store_true", help="tiny replicas (seconds), for the tests")
     parser.add_argument("--sources", nargs="+", choices=list(REPLICAS), default=list(REPLICAS))
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "work"), help="replicas and builds (kept)")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "scratch"), help="replicas and builds (kept)")
     parser.add_argument("--results", default=None, help="markdown report (default benchmarks/RESULTS.md, "
                                                         "or <out>/RESULTS.md with --tiny)")
     args = parser.parse_args(argv)
