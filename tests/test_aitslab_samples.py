@@ -1,7 +1,6 @@
 """Aitslab-bioimaging1 on the real upstream files in ../shared/samples/aitslab_bioimaging1."""
 
 import io
-import shutil
 
 import numpy as np
 import pytest
@@ -9,24 +8,15 @@ from datasets import Image, load_dataset
 from PIL import Image as PILImage
 from skimage.measure import label as connected
 
-from builders import REGISTRY, masks, staging
-from builders.aitslab_bioimaging1 import ARCHIVES, decode_annotation
+from builders import masks
+from builders.aitslab_bioimaging1 import decode_annotation
 
-SPLIT_FILES = {"train": "train.txt", "validation": "dev.txt", "test": "test.txt"}
 EXPECTED_OBJECTS = {"train": 1283, "validation": 375, "test": 438}
-SAMPLE_IMAGES = {"MFGTMPcx7_170702000001_B14f07d0": ("train", 41),
-                 "MFGTMPcx7_170702000001_B23f07d0": ("validation", 34),
-                 "MFGTMPcx7_170702000001_G14f03d0": ("test", 21)}
 
 
 @pytest.fixture(scope="module")
 def aitslab(samples):
     return samples / "aitslab_bioimaging1"
-
-
-def split_stems(aitslab):
-    folder = aitslab / "splits_kreshuklab_model_ranking"
-    return {split: (folder / name).read_text().split() for split, name in SPLIT_FILES.items()}
 
 
 def colour_keys(path):
@@ -46,8 +36,8 @@ def check_objects(labels, stem):
         assert (polygon[:, 1].min(), polygon[:, 1].max()) == (y, y + h), (stem, obj["instance_id"])
 
 
-def test_all_50_annotations_give_the_published_object_counts(aitslab):
-    stems = split_stems(aitslab)
+def test_all_50_annotations_give_the_published_object_counts(aitslab, aitslab_real):
+    stems = aitslab_real[1]
     assert sum(len(s) for s in stems.values()) == 50
     totals = {}
     for split, names in stems.items():
@@ -77,36 +67,31 @@ def test_touching_objects_stay_separate(aitslab):
     assert connected(labels > 0, connectivity=1).max() < labels.max()  # ... so binarising would merge them
 
 
-@pytest.fixture(scope="module")
-def real_build(aitslab, tmp_path_factory):
-    """The three real images with their real annotations, in the Zenodo layout (extracted trees)."""
-    upstream = tmp_path_factory.mktemp("aitslab-real")
-    for stem, (split, _) in SAMPLE_IMAGES.items():
-        top = upstream / ARCHIVES[split].folder
-        (top / "images").mkdir(parents=True, exist_ok=True)
-        (top / "annotations").mkdir(exist_ok=True)
-        shutil.copy(aitslab / "images_normalized_prepublication" / f"{stem}.png", top / "images" / f"{stem}.png")
-        shutil.copy(aitslab / "annotations_prepublication" / f"{stem}.png", top / "annotations" / f"{stem}_objects.png")
-    out = tmp_path_factory.mktemp("aitslab-real-hub")
-    return staging.build(REGISTRY["aitslab-bioimaging1"], out=out, data_dir=upstream, verify=False)
-
-
-def test_real_images_build_exactly(aitslab, real_build):
-    for stem, (split, count) in SAMPLE_IMAGES.items():
-        ds = load_dataset(str(real_build), split=split)
-        raw = ds.cast_column("image", Image(decode=False))
-        assert len(ds) == 1 and ds[0]["image_id"] == stem
-        published = (aitslab / "images_normalized_prepublication" / f"{stem}.png").read_bytes()
-        assert raw[0]["image"]["bytes"] == published  # stored exactly as published
-        row = ds[0]
-        mask = np.asarray(row["instance_mask"])
-        assert row["instance_mask"].mode == "I;16" and mask.shape == (1104, 1104)
-        assert len(row["objects"]) == count == mask.max()
-        keys = colour_keys(aitslab / "annotations_prepublication" / f"{stem}.png")
-        for obj in row["objects"]:
-            pixels = mask == obj["instance_id"]
-            assert obj["area"] == pixels.sum() > 0
-            assert len(np.unique(keys[pixels])) == 1 and (keys[pixels] != 0).all()
-        assert (row["plate"], row["well"]) == (stem[:22], stem[23:26]) and row["field"] == stem[26:29]
-        preview = PILImage.open(io.BytesIO(ds.cast_column("preview", Image(decode=False))[0]["preview"]["bytes"]))
+def test_the_whole_real_dataset_builds_exactly_with_verification_on(aitslab, aitslab_real, aitslab_real_staged):
+    """`upload.py build` of the 50 real images in the Zenodo layout: 30 / 10 / 10 images, 1283 / 375 / 438
+    objects (the official counts, checked by the build itself), bytes as published, colour partitions kept."""
+    stems = aitslab_real[1]
+    for split, expected in EXPECTED_OBJECTS.items():
+        ds = load_dataset(str(aitslab_real_staged), split=split)
+        raw = ds.cast_column("image", Image(decode=False)).cast_column("instance_mask", Image(decode=False))
+        assert sorted(ds["image_id"]) == sorted(stems[split])
+        objects = 0
+        for i, row in enumerate(ds):
+            stem = row["image_id"]
+            published = (aitslab / "images_normalized_prepublication" / f"{stem}.png").read_bytes()
+            assert raw[i]["image"]["bytes"] == published  # stored exactly as published
+            mask = np.asarray(PILImage.open(io.BytesIO(raw[i]["instance_mask"]["bytes"])))
+            assert mask.dtype == np.uint16 and mask.shape == (1104, 1104)
+            keys = colour_keys(aitslab / "annotations_prepublication" / f"{stem}.png")
+            # the instance partition is the colour partition, pixel for pixel, black <-> 0
+            pairs = np.unique((keys << 16) | mask.astype(np.int64))
+            assert len(pairs) == len(np.unique(keys)) == mask.max() + 1, stem
+            assert (((pairs >> 16) == 0) == ((pairs & 0xFFFF) == 0)).all(), stem
+            assert [o["instance_id"] for o in row["objects"]] == list(range(1, mask.max() + 1))
+            areas = np.bincount(mask.ravel(), minlength=mask.max() + 1)[1:]
+            assert [o["area"] for o in row["objects"]] == areas.tolist()
+            assert (row["plate"], row["well"]) == (stem[:22], stem[23:26]) and row["field"] == stem[26:29]
+            objects += len(row["objects"])
+        assert objects == expected, split
+        preview = ds[0]["preview"]
         assert preview.format == "JPEG" and preview.mode == "RGB" and max(preview.size) <= 1104

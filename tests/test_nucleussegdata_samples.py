@@ -1,4 +1,4 @@
-"""NucleusSegData on the four real image/annotation pairs of the first author's copy (samples)."""
+"""NucleusSegData on the 41 real image/annotation pairs of the first author's repository (samples)."""
 
 import io
 
@@ -7,19 +7,18 @@ import pytest
 from datasets import Image, load_dataset
 from PIL import Image as PILImage
 
-from builders import staging
-from builders.fakes import write_zip
 from builders.masks import relabel_sequential
-from builders.nucleussegdata import NucleusSegData, parse_matrix
+from builders.nucleussegdata import parse_matrix
 
-NUCLEI = {"1": 10, "2": 7, "26": 41, "27": 27}  # specs: per-image counts (max label)
-# Where each sample goes in a lab-layout zip: author number -> (set folder, stem, annotation name)
-LAB_NAMES = {
-    "1": ("TrainingSet", "tr1", "tr_ann1"),  # HepG2 training image
-    "27": ("TrainingSet", "tr2", "tr_ann2"),  # Huh7 training image
-    "2": ("HepG2TestSet", "hepg2_ts1", "hepg2_ts_ann1"),
-    "26": ("Huh7TestSet", "huh7_ts1", "huh7_ts_ann1"),
-}
+# Nuclei per image (max label) of all 41 pairs, from the samples README.
+NUCLEI = dict(pair.split(":") for pair in """1:10 2:7 3:30 4:57 5:56 6:21 7:45 8:278 9:233 10:261 11:14 12:24 13:18 14:21
+    15:37 16:40 17:25 18:21 19:26 20:69 21:189 22:293 23:176 24:190 25:207 26:41 27:27 28:52 29:21 30:84 31:117 32:79
+    33:146 34:29 35:19 36:27 37:12 38:24 39:243 40:210 41:247""".split())
+
+
+def reference_matrix(text: bytes) -> np.ndarray:
+    """The matrix read independently of the builder's parser: whitespace-separated integers, 768 rows."""
+    return np.array(text.split(), dtype=np.int64).reshape(768, -1)
 
 
 def sample(samples, number):
@@ -40,11 +39,11 @@ def test_real_annotations_parse_exactly(samples, number):
     assert (image.format, image.mode, image.size) == ("JPEG", "RGB", (1024, 768))
     assert text.endswith(b" \n") and text.count(b"\n") == 768  # the trailing space on every line
     matrix = parse_matrix(text, f"annotations/{number}", (image.height, image.width))
-    reference = np.loadtxt(io.BytesIO(text), dtype=np.int64)  # an independent reader of the same text
+    reference = reference_matrix(text)
     assert matrix.shape == (768, 1024) and np.array_equal(matrix, reference)
-    assert matrix.max() == NUCLEI[number] and len(np.unique(matrix)) == NUCLEI[number] + 1
+    assert matrix.max() == int(NUCLEI[number]) and len(np.unique(matrix)) == int(NUCLEI[number]) + 1
     labels = relabel_sequential(matrix)
-    assert labels.max() == NUCLEI[number]
+    assert labels.max() == int(NUCLEI[number])
     assert touching_pairs(labels) == touching_pairs(matrix)
 
 
@@ -54,45 +53,32 @@ def test_touching_nuclei_in_image_27_stay_distinct(samples):
     assert touching_pairs(matrix) == 225  # specs: 225 horizontal pairs in image 27
 
 
-@pytest.fixture(scope="module")
-def real_staged(samples, tmp_path_factory):
-    """The four real pairs in the lab zip's layout, built (counts are partial, so --no-verify)."""
-    members = {}
-    for number, (folder, stem, annotation) in LAB_NAMES.items():
-        image_bytes, text = sample(samples, number)
-        members[f"NucleusSegData/{folder}/{stem}.jpg"] = image_bytes
-        members[f"NucleusSegData/{folder}/{annotation}"] = text
-    upstream = tmp_path_factory.mktemp("nsd-real")
-    write_zip(upstream / "NucleusSegData.zip", members)
-    out = tmp_path_factory.mktemp("nsd-real-hub")
-    return staging.build(NucleusSegData, out=out, data_dir=upstream, configs=["original"], verify=False)
+EXPECTED = {"train": (10, 785), "test_hepg2": (16, 985), "test_huh7": (11, 891)}  # images, nuclei
+HUH7 = range(26, 42)  # author numbers 1-25 are HepG2, 26-41 Huh7 (samples README)
 
 
-def test_real_pairs_build_with_the_mask_equal_to_the_matrix(samples, real_staged):
-    ds = load_dataset(str(real_staged), "original")
-    assert {split: ds[split]["image_id"] for split in ds} == {
-        "train": ["tr1", "tr2"], "test_hepg2": ["hepg2_ts1"], "test_huh7": ["huh7_ts1"]}
-    by_stem = {stem: number for number, (_, stem, _) in LAB_NAMES.items()}
+def test_the_original_release_builds_exactly_from_the_37_real_pairs(samples, nsd_real, nsd_real_staged):
+    """`upload.py build --config original` with verification on, on the real pairs in the lab's layout."""
+    numbers = nsd_real[1]
+    ds = load_dataset(str(nsd_real_staged), "original")
+    assert {split: (len(ds[split]), sum(len(o) for o in ds[split]["objects"])) for split in ds} == EXPECTED
     cell_line = ds["train"].features["cell_line"]
     for split in ds:
         raw = ds[split].cast_column("image", Image(decode=False))
         for i, row in enumerate(ds[split]):
-            number = by_stem[row["image_id"]]
-            image_bytes, text = sample(samples, number)
+            number = numbers[row["image_id"]]
+            image_bytes, text = sample(samples, str(number))
             assert raw[i]["image"]["bytes"] == image_bytes  # JPEG bytes as published
-            matrix = np.loadtxt(io.BytesIO(text), dtype=np.int64)
+            matrix = reference_matrix(text)
             mask = np.asarray(row["instance_mask"])
             assert row["instance_mask"].mode == "I;16" and mask.shape == matrix.shape
-            assert len(row["objects"]) == NUCLEI[number] == mask.max()
+            assert len(row["objects"]) == matrix.max() == mask.max()
             # pixel for pixel the same partition: each upstream id maps to exactly one stored id, 0 to 0
-            pairs = np.unique(np.stack([matrix.ravel(), mask.ravel().astype(np.int64)]), axis=1)
-            assert pairs.shape[1] == NUCLEI[number] + 1
-            assert len(set(pairs[0])) == len(set(pairs[1])) == pairs.shape[1]
+            pairs = np.unique((matrix << 16) | mask.astype(np.int64))
+            assert len(pairs) == len(np.unique(pairs >> 16)) == len(np.unique(pairs & 0xFFFF)) == matrix.max() + 1
             assert ((matrix == 0) == (mask == 0)).all()
             assert touching_pairs(mask) == touching_pairs(matrix)
-            for k, obj in enumerate(row["objects"], start=1):
-                ys, xs = np.nonzero(mask == k)
-                assert obj["instance_id"] == k and obj["area"] == len(xs)
-                assert obj["bbox"] == [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]
-            expected_line = {"1": "HepG2", "27": "Huh7", "2": "HepG2", "26": "Huh7"}[number]
-            assert cell_line.int2str(row["cell_line"]) == expected_line  # training ones from their counts
+            areas = np.bincount(mask.ravel())[1:]
+            assert [(o["instance_id"], o["area"]) for o in row["objects"]] == list(enumerate(areas.tolist(), start=1))
+            expected_line = "Huh7" if number in HUH7 else "HepG2"
+            assert cell_line.int2str(row["cell_line"]) == expected_line, row["image_id"]  # training: from the counts
