@@ -17,6 +17,9 @@ Licence: CC BY-SA 4.0. Cite the AMS Acta record and Morelli et al. 2021 (v1), Cl
 NOTE: masks are binary (0 / 255) but some copies have 3 or 4 channels and grey values along edges
       (image-editor artefacts): channel 0 is taken, then `> 127`; a warning is given when the channels
       disagree. Instances are the 8-connected components, numbered in raster order.
+NOTE: some lab copies store masks as 16-bit PNG (0 / 65535): a 16- or 32-bit integer mask is taken when its
+      only values are 0 and 65535 (all-background and all-foreground masks too), or 0 and 1 (with the warning an
+      8-bit 0 / 1 mask gets); any other value is an error naming the file and the values found.
 NOTE: cells that touch in the mask are one component, so one object (upstream encodes no instances).
 NOTE: 50 v1 masks are empty: those images are kept, with zero objects and an all-zero `instance_mask`.
 NOTE: v1 has no split folders: the official split is the list of 70 test images of the c-ResUnet paper
@@ -195,15 +198,25 @@ def pair_files(tree: Tree, images: dict, masks_: dict, verify: bool, known_orpha
 
 
 def read_binary_mask(data: bytes, name: str, size: tuple[int, int]) -> np.ndarray:
-    """Mask bytes -> bool array: channel 0 of a grey, RGB or RGBA 8-bit mask, `> 127`. `size` is (width, height)."""
+    """Mask bytes -> bool array: channel 0 of a grey, RGB or RGBA 8-bit mask, `> 127`, or a 16- or 32-bit
+    integer mask holding only 0 and 65535 (or 0 and 1; see the NOTE). `size` is (width, height)."""
     mask = masks.decode_image(data, name)
     if mask.size != size:
         raise BuildError(f"{name}: mask is {mask.size[0]}x{mask.size[1]} but its image is {size[0]}x{size[1]}")
     if mask.mode in ("1", "P"):
         mask = mask.convert("RGB" if mask.mode == "P" else "L")
-    if mask.mode not in ("L", "LA", "RGB", "RGBA"):
-        raise BuildError(f"{name}: PIL mode {mask.mode}; expected an 8-bit binary mask (grey, RGB or RGBA)")
-    channel0, *colours = (np.asarray(mask.getchannel(i)) for i in range(1 if mask.mode in ("L", "LA") else 3))
+    if mask.mode in ("I", "I;16", "I;16L", "I;16B"):
+        values = np.asarray(mask)
+        found = np.unique(values)
+        if not (np.isin(found, (0, 65535)).all() or np.isin(found, (0, 1)).all()):
+            shown = ", ".join(map(str, found[:6].tolist())) + (f", ... ({len(found)} values)" if len(found) > 6 else "")
+            raise BuildError(f"{name}: PIL mode {mask.mode} mask with values {shown}; expected a binary mask of "
+                             f"0 and 65535 (or 0 and 1)")
+        channel0, colours = np.minimum(values, 255).astype(np.uint8), []  # 65535 -> 255; 0 / 1 stay
+    elif mask.mode in ("L", "LA", "RGB", "RGBA"):
+        channel0, *colours = (np.asarray(mask.getchannel(i)) for i in range(1 if mask.mode in ("L", "LA") else 3))
+    else:
+        raise BuildError(f"{name}: PIL mode {mask.mode}; expected a binary mask (8-bit grey, RGB or RGBA, or 16-bit)")
     if channel0.max(initial=0) == 1:  # a 0/1 mask: `> 127` would lose every cell
         warn(f"{name}: mask values are 0 and 1, not 0 and 255; every non-zero pixel is taken")
         return channel0 > 0
