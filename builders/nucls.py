@@ -1,14 +1,15 @@
 """NuCLS (corrected single-rater): breast-cancer H&E nuclei with a three-level class hierarchy.
 
-What: 1,744 fields of view (FOVs) from 125 TCGA breast-cancer slides scanned at 0.2 um/px, RGB PNG of
-variable size (about 300-700 px per side), with 59,485 nuclei outlined (polylines) or boxed
-(rectangles) by pathologists and non-pathologists and corrected by a study coordinator. Each nucleus
-has a raw class (13), a main class (7 + AMBIGUOUS) and a super class (4 + AMBIGUOUS).
+What: 1,744 fields of view (FOVs) from 124 TCGA breast-cancer slides scanned at 0.2 um/px, RGB PNG of
+variable size (about 250-800 px per side), with 59,485 nuclei outlined (polylines), boxed (rectangles)
+or, for 111 corrections, clicked (points) by pathologists and non-pathologists and corrected by a
+study coordinator. Each nucleus has a raw class (13), a main class (7 + AMBIGUOUS) and a super class
+(4 + AMBIGUOUS).
 Where: the NuCLS site (Google Drive; archive names unknown) and a mirror zip `NuCLS_dataset.zip` that
 unpacks to `NuCLS_dataset/{rgb,mask,csv,visualization,train_test_splits}/`.
 Configs: `all` (every FOV in `train`), `fold_1` ... `fold_5` (`train` / `test`, split by hospital)
-and `fold_999` (the authors' tiny debug fold). Each FOV is stored once; the configs list the parts
-they use.
+and `fold_999` (the authors' tiny debug fold, where the archive has it). Each FOV is stored once; the
+configs list the parts they use.
 Counts: 1,744 FOVs and 59,485 nuclei from 18 hospitals.
 Licence: CC0 1.0 (data). Cite Amgad et al., GigaScience 11 (2022) giac037.
 
@@ -25,7 +26,8 @@ NOTE: nuclei are painted largest first, so small nuclei cover large ones; a nucl
       by others keeps its record with `area` 0, its CSV box as `bbox` and its CSV outline as `polygon`.
       A mask instance that no CSV row overlaps is dropped from the mask, with a warning.
 NOTE: `rectangle` nuclei (`annotation_type`) were only boxed: their mask is the filled box. Exclude
-      them from segmentation losses if box outlines would mislead the model.
+      them from segmentation losses if box outlines would mislead the model. `point` nuclei were only
+      clicked: their box is one pixel.
 NOTE: `polygon` is the CSV outline (FOV pixel coordinates), clipped to the image; `bbox` and `area`
       come from the stored mask. Empty coordinate fields are skipped and float ones kept.
 NOTE: `csv/ALL_FOV_LOCATIONS.csv` (any case) is not a nucleus table and is skipped; a `correction_`
@@ -76,10 +78,11 @@ RAW_CLASSES = {
 MAIN_CLASSES = ["tumor_nonMitotic", "tumor_mitotic", "nonTILnonMQ_stromal", "macrophage", "lymphocyte",
                 "plasma_cell", "other_nucleus", "AMBIGUOUS"]
 SUPER_CLASSES = ["tumor_any", "nonTIL_stromal", "sTIL", "other_nucleus", "AMBIGUOUS"]
-ANNOTATION_TYPES = ["polyline", "rectangle"]
+ANNOTATION_TYPES = ["polyline", "rectangle", "point"]  # point: a zero-size box (HistomicsTK's point element)
 OUTSIDE, FOV_REGION = 0, 253  # mask channel-0 codes that carry no nucleus
 
 FOLDS = (1, 2, 3, 4, 5, 999)
+DEBUG_FOLD = 999  # optional: the authors' published fold files are folds 1-5 only
 HOSPITAL_FOVS = {
     "A2": 336, "E2": 209, "D8": 183, "EW": 138, "A7": 134, "GM": 126, "OL": 114, "AN": 108, "BH": 108,
     "AR": 85, "S3": 43, "AO": 42, "LL": 28, "C8": 26, "A1": 23, "AC": 18, "AQ": 18, "GI": 5,
@@ -145,9 +148,9 @@ def find_fovs(tree: Tree, verify: bool = True) -> tuple[str, dict, dict]:
         complete[fov] = members
     for fold in FOLDS:
         for split in ("train", "test"):
-            if split not in folds.get(fold, {}):
+            if split not in folds.get(fold, {}) and (fold != DEBUG_FOLD or fold in folds):
                 raise BuildError(f"{tree.label}: {root}train_test_splits/fold_{fold}_{split}.csv is missing")
-    return root, complete, folds
+    return root, complete, {fold: folds[fold] for fold in FOLDS if fold in folds}
 
 
 def read_fold(data: bytes, name: str) -> set[str]:
@@ -172,10 +175,11 @@ def read_fold(data: bytes, name: str) -> set[str]:
 def fold_layout(fovs: list[str], folds: dict, where: str) -> tuple[dict, dict]:
     """Parts of FOVs with the same membership in every fold, and {config: {split: [parts]}}.
 
-    `folds`: {fold: {"train": slides, "test": slides}}. Checks that every fold's train and test are
-    disjoint and that the five test folds partition the FOVs.
+    `folds`: {fold: {"train": slides, "test": slides}} for folds 1-5 and, if the archive has it, 999.
+    Checks that every fold's train and test are disjoint and that the five test folds partition the FOVs.
     """
-    for fold in FOLDS:
+    present = [fold for fold in FOLDS if fold in folds]
+    for fold in present:
         both = folds[fold]["train"] & folds[fold]["test"]
         if both:
             raise BuildError(f"{where}: fold {fold}: slides in both train and test: {', '.join(sorted(both)[:5])}")
@@ -183,7 +187,7 @@ def fold_layout(fovs: list[str], folds: dict, where: str) -> tuple[dict, dict]:
     for fov in fovs:
         slide = slide_of(fov)
         membership[fov] = tuple(
-            "train" if slide in folds[k]["train"] else "test" if slide in folds[k]["test"] else "-" for k in FOLDS)
+            "train" if slide in folds[k]["train"] else "test" if slide in folds[k]["test"] else "-" for k in present)
         if "-" in membership[fov][:5]:
             missing = [str(k) for k, split in zip(FOLDS[:5], membership[fov]) if split == "-"]
             raise BuildError(f"{where}: FOV {fov} (slide {slide}) is in neither train nor test of fold {', '.join(missing)}")
@@ -194,7 +198,7 @@ def fold_layout(fovs: list[str], folds: dict, where: str) -> tuple[dict, dict]:
     names = {signature: f"part_{i:02d}" for i, signature in enumerate(signatures)}
     parts = {names[sig]: [fov for fov in fovs if membership[fov] == sig] for sig in signatures}
     layout = {"all": {"train": list(parts)}}
-    for i, fold in enumerate(FOLDS):
+    for i, fold in enumerate(present):
         layout[f"fold_{fold}"] = {}
         for split in ("train", "test"):
             members = [names[sig] for sig in signatures if sig[i] == split]
@@ -355,7 +359,8 @@ class NuCLS(SegmentationBuilder):
         "objects.raw_classification": "one of 13 raw classes (`unlabeled` = code 99)",
         "objects.main_classification": "7 main classes + `AMBIGUOUS`",
         "objects.super_classification": "4 super classes + `AMBIGUOUS`",
-        "objects.annotation_type": "`polyline` (traced outline) or `rectangle` (box only: its mask is the filled box)",
+        "objects.annotation_type": "`polyline` (traced outline), `rectangle` (box only: its mask is the filled box) "
+                                   "or `point` (clicked: a one-pixel box)",
     }
     BYTES_PER_EXAMPLE = 1_500_000  # ~700x700 RGB PNG ~1 MB + masks, preview, ~35 objects
     TAGS = ("histopathology", "H&E", "breast-cancer", "nuclei", "nucleus-classification")
@@ -371,8 +376,10 @@ class NuCLS(SegmentationBuilder):
     def _split_generators(self, dl_manager):
         tree = self.locate(dl_manager, self.ARCHIVES["all"])
         root, fovs, fold_files = find_fovs(tree, self.verify)
-        folds = {k: {split: read_fold(tree.read(name), tree.where(name)) for split, name in fold_files[k].items()}
-                 for k in FOLDS}
+        folds = {k: {split: read_fold(tree.read(name), tree.where(name)) for split, name in files.items()}
+                 for k, files in fold_files.items()}
+        if DEBUG_FOLD not in folds:
+            warn(f"{tree.label}: no {root}train_test_splits/fold_{DEBUG_FOLD}_*.csv: no config fold_{DEBUG_FOLD}")
         per_hospital = Counter(hospital_of(fov) for fov in fovs)
         differences = [f"{h}: {per_hospital.get(h, 0)} (official {n})" for h, n in sorted(HOSPITAL_FOVS.items())
                        if per_hospital.get(h, 0) != n]

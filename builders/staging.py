@@ -169,8 +169,15 @@ def _prepare_config(builder_cls, config_name, scratch, repo_dir, data_dir, num_p
     return result
 
 
-def _configs_from_parts(parts: ConfigResult, configs: list[str], repo_dir: str) -> list[ConfigResult]:
-    """Published configs whose splits list the parts built once; parts no config uses are removed."""
+def _configs_from_parts(parts: ConfigResult, configs: list[str], repo_dir: str, asked: bool) -> list[ConfigResult]:
+    """Published configs whose splits list the parts built once; parts no config uses are removed.
+
+    A config the archive has no data for (the layout lacks it) is left out, or an error if it was `asked` for."""
+    absent = [name for name in configs if name not in parts.layout]
+    if absent and asked:
+        raise BuildError(f"{', '.join(sorted(parts.used_archives))}: no data for config {', '.join(absent)} "
+                         f"(see the warnings above); build the other configs")
+    configs = [name for name in configs if name in parts.layout]
     files = {part: glob.glob(os.path.join(repo_dir, parts.folder, f"{part}-[0-9]*.parquet")) for part in parts.counts}
     results = []
     for name in configs:
@@ -226,6 +233,7 @@ def build(builder_cls, out="hub", data_dir=None, configs=None, num_proc=None, ve
     unknown = set(configs or []) - set(names)
     if unknown:
         raise BuildError(f"{builder_cls.SOURCE_ID}: no config named {sorted(unknown)}; configs are {names}")
+    asked = configs
     configs = [c for c in names if c in set(configs)] if configs else names
     out = Path(out).resolve()
     data_dir = os.path.abspath(os.path.expanduser(data_dir)) if data_dir else None
@@ -247,7 +255,7 @@ def build(builder_cls, out="hub", data_dir=None, configs=None, num_proc=None, ve
             if builder_cls.PARTS_CONFIG:
                 parts = _prepare_config(builder_cls, builder_cls.PARTS_CONFIG, scratch, repo_dir, data_dir, num_proc,
                                         verify, folder="data")
-                results = _configs_from_parts(parts, configs, repo_dir)
+                results = _configs_from_parts(parts, configs, repo_dir, asked=bool(asked))
             else:
                 results = [_prepare_config(builder_cls, c, scratch, repo_dir, data_dir, num_proc, verify) for c in configs]
         except Exception as exc:  # `datasets` wraps errors raised while generating: surface ours as they are

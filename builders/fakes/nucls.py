@@ -8,16 +8,20 @@ nucleus completely covered by others, an unlabeled (99) nucleus and every raw cl
 the FOV, an RGBA image and an RGBA mask, masks 2 px smaller and 2 px larger than their image,
 `ALL_FOV_LOCATIONS.csv`, a `correction_` prefix, float and empty coordinates. Folds split six
 hospitals; the debug fold 999 cuts across them.
+
+`write_from_qc` writes the same layout from the real NuCLS QC database and fold files instead: the
+real FOV names, sizes, nuclei, classes and folds, with synthetic pixels.
 """
 
 from __future__ import annotations
 
+import csv
 import io
+import sqlite3
 from itertools import combinations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image as PILImage
 
 from ..masks import polygon_pixels
 from ..nucls import ARCHIVES, RAW_CLASSES
@@ -54,26 +58,30 @@ def box(x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
 class _FOV:
     """One FOV being painted: mask channels, the expected labels and the CSV rows."""
 
-    def __init__(self, width: int, height: int, margin: int, rng: np.random.Generator):
+    def __init__(self, width: int, height: int, margin: int, rng: np.random.Generator, rect: tuple | None = None):
+        """`rect`: the FOV rectangle (xmin, ymin, xmax, ymax, inclusive); else `margin` px inside the image."""
         self.width, self.height, self.rng = width, height, rng
         self.mask = np.zeros((height, width, 3), dtype=np.uint8)
-        self.mask[margin:height - margin, margin:width - margin] = (253, 1, 2)  # the FOV rectangle, its own id
+        x0, y0, x1, y1 = rect or (margin, margin, width - margin - 1, height - margin - 1)
+        self.mask[y0:y1 + 1, x0:x1 + 1] = (253, 1, 2)  # the FOV rectangle, its own id
         self.paint = np.full((height, width), -1, dtype=np.int64)  # index of the nucleus painted last
         self.nuclei = []
         self.pairs = iter(PAIRS[rng.integers(0, 40):])
 
-    def add(self, raw: str, points: np.ndarray, kind: str = "polyline") -> int:
+    def add(self, raw: str, points: np.ndarray, kind: str = "polyline", written: str | None = None) -> int:
+        """Paint a nucleus (a `rectangle` or `point` as its filled box, clipped to the image); `written`: its
+        raw class as the CSV spells it (e.g. with a `correction_` prefix)."""
         code = RAW_CLASSES[raw][0]
         pair = next(self.pairs)
-        if kind == "rectangle":
-            x0, y0 = points.min(axis=0).astype(int)
-            x1, y1 = points.max(axis=0).astype(int)
-            rr, cc = np.mgrid[y0:y1 + 1, x0:x1 + 1].reshape(2, -1)
-        else:
+        if kind == "polyline":
             rr, cc = polygon_pixels(points, (self.height, self.width))
+        else:
+            x0, y0 = np.maximum(points.min(axis=0).astype(int), 0)
+            x1, y1 = points.max(axis=0).astype(int)
+            rr, cc = np.mgrid[y0:min(y1 + 1, self.height), x0:min(x1 + 1, self.width)].reshape(2, -1)
         self.mask[rr, cc] = (code, *pair)
         self.paint[rr, cc] = len(self.nuclei)
-        self.nuclei.append({"raw": raw, "type": kind, "points": points})
+        self.nuclei.append({"raw": raw, "type": kind, "points": points, "written": written or raw})
         return len(self.nuclei) - 1
 
 
@@ -106,7 +114,7 @@ def csv_text(fov: _FOV, order: list[int], quirks: set) -> bytes:
     for row, index in enumerate(order):
         nucleus = fov.nuclei[index]
         _, main, sup = RAW_CLASSES[nucleus["raw"]]
-        raw = ("correction_" if "correction" in quirks and row == 0 else "") + nucleus["raw"]
+        raw = ("correction_" if "correction" in quirks and row == 0 else "") + nucleus["written"]
         points = nucleus["points"].astype(int)
         xs, ys = [str(v) for v in points[:, 0]], [str(v) for v in points[:, 1]]
         if "float" in quirks and row == 1:
@@ -119,11 +127,13 @@ def csv_text(fov: _FOV, order: list[int], quirks: set) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def image_for(fov: _FOV, rng: np.random.Generator, rgba: bool, grain: int = 1) -> bytes:
-    """An H&E-like RGB(A) PNG: pink stroma, purple nuclei, noise in `grain`-px squares."""
+def image_for(fov: _FOV, rng: np.random.Generator, rgba: bool, grain: int = 1, sigma: float = 8) -> bytes:
+    """An H&E-like RGB(A) PNG: pink stroma, purple nuclei, noise in `grain`-px squares (none: flat colours)."""
     pink = np.array([235, 170, 200], dtype=np.float64)
     purple = np.array([90, 50, 140], dtype=np.float64)
-    rgb = np.where((fov.paint >= 0)[..., None], purple, pink) + noise(rng, fov.height, fov.width, 8, grain)
+    rgb = np.where((fov.paint >= 0)[..., None], purple, pink)
+    if sigma:
+        rgb = rgb + noise(rng, fov.height, fov.width, sigma, grain)
     rgb = np.clip(rgb, 0, 255).astype(np.uint8)
     if rgba:
         rgb = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
@@ -207,5 +217,88 @@ def write_archives(out_dir, seed: int = 0, extra: list | None = None) -> dict:
             members[f"{root}/train_test_splits/fold_{fold}_{split}.csv"] = ("\n".join(rows) + "\n").encode()
         result["folds"][fold] = {split: sorted(f for f, e in result["fovs"].items() if e["slide"] in chosen)
                                  for split, chosen in (("train", train), ("test", test))}
+    result["archives"]["all"] = write_zip(Path(out_dir) / ARCHIVES["all"].name, members)
+    return result
+
+
+def qc_fovs(sqlite_path, per_slide: int | None = None) -> list[dict]:
+    """The FOVs of a NuCLS QC database (`fov_meta`) with their nuclei (`annotation_elements`), in `fov_id`
+    order, one per name (the April 2020 database lists two A2 FOVs twice: 1,746 rows, 1,744 names). Each:
+    `name`, `slide`, `rect` (xmin, ymin, xmax, ymax) and `nuclei` [(group, type, (xmin, ymin, xmax, ymax))]
+    in `ann_id` order. `per_slide`: only the first so many FOVs of each slide."""
+    con = sqlite3.connect(f"{Path(sqlite_path).resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        nuclei = {}
+        for fov_id, *nucleus, x0, y0, x1, y1 in con.execute(
+                'SELECT fov_id, "group", type, xmin, ymin, xmax, ymax FROM annotation_elements ORDER BY ann_id'):
+            nuclei.setdefault(fov_id, []).append((*nucleus, (x0, y0, x1, y1)))
+        fovs, per = {}, {}
+        for fov_id, name, slide, *rect in con.execute(
+                "SELECT fov_id, fovname, slide_name, xmin, ymin, xmax, ymax FROM fov_meta ORDER BY fov_id"):
+            if name in fovs or per.get(slide, 0) == per_slide:
+                continue
+            per[slide] = per.get(slide, 0) + 1
+            fovs[name] = {"name": name, "slide": slide, "rect": tuple(rect), "nuclei": nuclei.get(fov_id, [])}
+    finally:
+        con.close()
+    return list(fovs.values())
+
+
+def paint_qc_fov(rng: np.random.Generator, fov: dict) -> tuple[_FOV, list[int]]:
+    """(painted FOV, nucleus index per CSV row) of a `qc_fovs` entry. The image has the FOV rectangle in
+    the middle (margins of xmin / ymin on both sides: the NuCLS code says the annotated FOV is slightly
+    smaller than the RGB), so nuclei overhanging the far sides are clipped. Nuclei are painted largest box
+    first, as HistomicsTK does; a polyline is the ellipse inscribed in its box, a point a 1-px box."""
+    x0, y0, x1, y1 = fov["rect"]
+    painted = _FOV(x1 + 1 + x0, y1 + 1 + y0, 0, rng, rect=fov["rect"])
+    areas = [(bx1 - bx0) * (by1 - by0) for _, _, (bx0, by0, bx1, by1) in fov["nuclei"]]
+    index = {}
+    for i in sorted(range(len(areas)), key=lambda i: -areas[i]):
+        group, kind, (bx0, by0, bx1, by1) = fov["nuclei"][i]
+        points = (ellipse((bx0 + bx1) / 2, (by0 + by1) / 2, (bx1 - bx0) / 2, (by1 - by0) / 2) if kind == "polyline"
+                  else box(bx0, by0, bx1, by1))
+        index[i] = painted.add(group.removeprefix("correction_"), points, kind, written=group)
+    return painted, [index[i] for i in range(len(fov["nuclei"]))]
+
+
+def fold_members(data: bytes) -> set[str]:
+    """Slide names of a fold file (column `slide_name`)."""
+    return {row["slide_name"] for row in csv.DictReader(io.StringIO(data.decode("utf-8-sig")))}
+
+
+def write_from_qc(out_dir, sqlite_path, fold_folder, per_slide: int | None = None, realistic: bool = False,
+                  seed: int = 0) -> dict:
+    """Write `NuCLS_dataset.zip` into `out_dir` from a NuCLS QC database and the fold files in `fold_folder`
+    (copied byte for byte): every FOV of the database (or the first `per_slide` of each slide) under its
+    real name, with its real size and nuclei (box, type and raw class as recorded, `correction_` prefixes
+    kept; main and super class from the builder's table), and `ALL_FOV_LOCATIONS.csv` with the real FOV
+    rectangles. Pixels are flat colours, or noisy like real micrographs with `realistic` (benchmark replicas).
+    Returns `{"archives": {"all": path}, "fovs": {fov: {"slide", "hospital", "size": (w, h), "classes"}},
+    "folds": {fold: {"train": [fov], "test": [fov]}}}`; `classes` per CSV row: raw, main, super, type.
+    """
+    rng = np.random.default_rng(seed)
+    root = ARCHIVES["all"].folder
+    fovs = qc_fovs(sqlite_path, per_slide)
+    locations = [",fovname,xmin,ymin,xmax,ymax"] + [f"{i},{fov['name']},{','.join(map(str, fov['rect']))}"
+                                                      for i, fov in enumerate(fovs)]
+    members = {f"{root}/csv/ALL_FOV_LOCATIONS.csv": ("\n".join(locations) + "\n").encode()}
+    result = {"archives": {}, "fovs": {}, "folds": {}}
+    for fov in fovs:
+        painted, order = paint_qc_fov(rng, fov)
+        name = fov["name"]
+        image = image_for(painted, rng, False, grain=2, sigma=8 if realistic else 0)
+        members[f"{root}/rgb/{name}.png"] = members[f"{root}/visualization/{name}.png"] = image
+        members[f"{root}/mask/{name}.png"] = png_bytes(painted.mask)
+        members[f"{root}/csv/{name}.csv"] = csv_text(painted, order, set())
+        result["fovs"][name] = {
+            "slide": fov["slide"], "hospital": fov["slide"].split("-")[1], "size": (painted.width, painted.height),
+            "classes": [(painted.nuclei[i]["raw"], *RAW_CLASSES[painted.nuclei[i]["raw"]][1:], painted.nuclei[i]["type"])
+                        for i in order]}
+    for path in sorted(Path(fold_folder).glob("fold_*_*.csv")):
+        members[f"{root}/train_test_splits/{path.name}"] = data = path.read_bytes()
+        fold, split = path.stem.split("_")[1:]
+        slides = fold_members(data)
+        result["folds"].setdefault(int(fold), {})[split] = sorted(f for f, e in result["fovs"].items()
+                                                                   if e["slide"] in slides)
     result["archives"]["all"] = write_zip(Path(out_dir) / ARCHIVES["all"].name, members)
     return result
