@@ -35,9 +35,11 @@ CORE_DOCS = {
     "objects": "one record per object, in instance-id order",
     "preview": "small RGB JPEG of the image with coloured instance outlines, for the viewer",
     "objects.instance_id": "k for `objects[k-1]`: the value of this object in `instance_mask`",
-    "objects.bbox": "`[x_min, y_min, width, height]` in pixels (COCO) of the object's mask pixels",
+    "objects.bbox": "`[x_min, y_min, width, height]` (COCO) of the object's mask pixels, in the pixel-edge frame: "
+                    "pixel (column c, row r) covers [c, c+1] x [r, r+1]",
     "objects.area": "pixel count of this id in `instance_mask`",
-    "objects.polygon": "outer boundary as `[x, y]` points in pixels (pixel-edge coordinates, as `bbox`)",
+    "objects.polygons": "COCO polygons, one flat ring `[x1, y1, x2, y2, ...]` per 4-connected part, in the frame "
+                        "of `bbox` (a pixel is inside when its centre is); holes are not cut out (see the mask)",
 }
 
 

@@ -3,9 +3,13 @@
 Errors: no README or no YAML; no `configs`; a `data_files` pattern matching nothing; split sizes
 in `dataset_info` that differ from the Parquet row counts; README features that differ from the
 features embedded in the Parquet files; a row group above the viewer's 300 MB scan limit; a file
-without page index; an image cell Pillow cannot decode or save as JPEG/PNG; builder leftovers
+without page index; an image cell Pillow cannot decode or save as JPEG/PNG; a fixed-size list holding
+nulls; a row whose objects disagree with its instance mask (ids beyond the objects, `instance_id`, `area`
+or `bbox` not those of the mask, outlines outside the image or with an IoU below `MIN_IOU` with the
+object's pixels, for objects of `MIN_IOU_AREA` pixels or more; see `masks.outline_iou`); builder leftovers
 (`LICENSE`, `dataset_info.json`, a `.py` script); a config that does not load or stream.
-Warnings: row groups above about 100 MB; a split above 5 GB.
+Warnings: row groups above about 100 MB; a split above 5 GB; first rows (without images) above the
+viewer's 200 kB first-rows budget, where it cuts cells short.
 """
 
 from __future__ import annotations
@@ -18,15 +22,22 @@ import tempfile
 from dataclasses import dataclass, field
 
 import datasets
+import numpy as np
 import pyarrow.parquet as pq
 from datasets.info import DatasetInfosDict
 from huggingface_hub import DatasetCard
 from PIL import Image as PILImage
+from scipy import ndimage
 
+from . import masks
 from .cards import metadata_problems, split_files
+from .schema import null_fixed_list_problem
 from .staging import row_group_problems
 
 SPLIT_WARN_BYTES = 5_000_000_000
+MIN_IOU, MIN_IOU_AREA = 0.9, 30  # outlines must agree with the mask this well, for objects this large
+FIRST_ROWS, FIRST_ROWS_BYTES = 10, 200_000  # the Hub viewer's first-rows response: at least 10 rows in 200 kB
+MAX_ROW_ERRORS = 20  # per file: a broken build is not listed object by object
 
 
 @dataclass
@@ -58,6 +69,11 @@ def _check_file(path: str, parquet: pq.ParquetFile, report: Report) -> None:
             report.errors.append(f"{path}: row group {i} has no page (offset) index")
     if metadata.num_row_groups == 0 or metadata.num_rows == 0:
         return
+    problem = null_fixed_list_problem(path)
+    if problem:
+        report.errors.append(problem)
+    else:
+        report.errors.extend(row_problems(path, parquet)[:MAX_ROW_ERRORS])
     features = parquet_features(parquet) or {}
     image_columns = [name for name, feature in features.items() if isinstance(feature, datasets.Image)]
     first = parquet.read_row_group(0, columns=image_columns).slice(0, 2) if image_columns else None
@@ -73,6 +89,69 @@ def _check_file(path: str, parquet: pq.ParquetFile, report: Report) -> None:
                 break
             if not _viewer_can_save(image):
                 report.errors.append(f"{path}: column {name}: image mode {image.mode} cannot be written as JPEG or PNG")
+
+
+def first_rows_json_bytes(files: list[str], rows: int = FIRST_ROWS) -> int:
+    """Bytes of a split's first `rows` rows, without their image columns, serialised to JSON."""
+    found = []
+    for path in files:
+        parquet = pq.ParquetFile(path)
+        features = parquet_features(parquet) or {}
+        columns = [name for name in parquet.schema_arrow.names if not isinstance(features.get(name), datasets.Image)]
+        for batch in parquet.iter_batches(batch_size=rows, columns=columns):
+            found += batch.to_pylist()[: rows - len(found)]
+            break
+        if len(found) >= rows:
+            break
+    return len(json.dumps(found, default=str).encode())
+
+
+def row_problems(path: str, parquet: pq.ParquetFile) -> list[str]:
+    """Every row's objects against its instance mask (see the module docstring)."""
+    problems = []
+    row = 0
+    for group in range(parquet.metadata.num_row_groups):
+        table = parquet.read_row_group(group, columns=["image_id", "instance_mask", "objects"])
+        for image_id, mask, objects in zip(*(table.column(c).to_pylist() for c in table.column_names)):
+            where = f"{path}: row {row} ({image_id})"
+            row += 1
+            if mask is None:
+                if objects:
+                    problems.append(f"{where}: {len(objects)} objects but no instance_mask")
+                continue
+            labels = np.asarray(PILImage.open(io.BytesIO(mask["bytes"])))
+            problems += [f"{where}: {problem}" for problem in object_problems(labels, objects)]
+            if len(problems) >= MAX_ROW_ERRORS:
+                return problems
+    return problems
+
+
+def object_problems(labels: np.ndarray, objects: list[dict]) -> list[str]:
+    """What is wrong with the object records of one row, given its instance mask."""
+    if int(labels.max(initial=0)) > len(objects):
+        return [f"instance_mask holds id {int(labels.max())} but there are {len(objects)} objects"]
+    height, width = labels.shape
+    areas = np.bincount(labels.ravel(), minlength=len(objects) + 1)
+    boxes = ndimage.find_objects(labels, max_label=len(objects)) if len(objects) else []
+    problems = []
+    for k, (obj, box) in enumerate(zip(objects, boxes), start=1):
+        what = f"object {k}"
+        if obj["instance_id"] != k:
+            problems.append(f"{what}: instance_id {obj['instance_id']}, expected {k}")
+        if obj["area"] != areas[k]:
+            problems.append(f"{what}: area {obj['area']} but the mask has {int(areas[k])} pixels of id {k}")
+        if box is not None:
+            expected = [box[1].start, box[0].start, box[1].stop - box[1].start, box[0].stop - box[0].start]
+            if list(obj["bbox"]) != expected:
+                problems.append(f"{what}: bbox {list(obj['bbox'])} but the mask's pixels span {expected}")
+        rings = [np.asarray(ring, dtype=np.float64).reshape(-1, 2) for ring in obj["polygons"] or []]
+        if any(len(ring) < 3 for ring in rings) or any(len(r) % 2 for r in obj["polygons"] or []):
+            problems.append(f"{what}: a polygon with fewer than 3 points or an odd number of coordinates")
+        elif any(((ring < 0) | (ring > (width, height))).any() for ring in rings):
+            problems.append(f"{what}: a polygon point lies outside the {width}x{height} image")
+        elif areas[k] >= MIN_IOU_AREA and (overlap := masks.outline_iou(labels, k, obj["polygons"])) < MIN_IOU:
+            problems.append(f"{what}: its polygons cover its mask pixels with IoU {overlap:.2f} (< {MIN_IOU})")
+    return problems
 
 
 def _viewer_can_save(image) -> bool:
@@ -152,6 +231,10 @@ def check_repo(repo: str, load: bool = True) -> Report:
                 if path not in checked_files:
                     checked_files.add(path)
                     _check_file(path, parquet, report)
+            first = first_rows_json_bytes(files)
+            if first > FIRST_ROWS_BYTES:
+                report.warnings.append(f"config {name} split {split}: the first {FIRST_ROWS} rows take {first:,} bytes "
+                                       f"of JSON without images; the viewer cuts cells beyond {FIRST_ROWS_BYTES:,}")
             report.checked.append((name, split, rows))
         if load and not report.errors:
             _check_loads(repo, name, report)

@@ -32,12 +32,13 @@ NOTE: `green/trainval` holds the mask `128.png` without its image: it is skipped
       has 282 labelled images (the datasheet's 283 counts it); any other unpaired file is an error.
 NOTE: red images are 1600x1200 or 2272x1704 (two microscopes): sizes are never assumed.
 NOTE: `unlabelled/` images have no ground truth: `instance_mask`, `count` are null and `objects` is empty.
-NOTE: v2 `objects[].dot` is the cell centre from the authors' COCO file (`ground_truths/COCO/*.json`,
+NOTE: v2 `objects[].dot_x`, `dot_y` are the cell centre from the authors' COCO file (`ground_truths/COCO/*.json`,
       one annotation per image with parallel lists). Its lists are not zipped with the components: a dot
       is paired with the component whose centroid, truncated to whole pixels, it equals (how the authors
       computed it); remaining dots are paired one-to-one by least total distance to the remaining
       components' centroids, within 2 px. A dot no component takes is reported; a component without a
-      dot has `dot` null. v1 publishes no dots.
+      dot has `dot_x`, `dot_y` null. v1 publishes no dots. The authors' dot is a pixel (column, row): it is
+      stored as that pixel's centre in the pixel-edge frame of `bbox` and `polygons` (column + 0.5, row + 0.5).
 """
 
 from __future__ import annotations
@@ -376,15 +377,17 @@ class FluorescentNeuronalCells(SegmentationBuilder):
         "count": datasets.Value("int32"),
         "marked_structure": datasets.Value("string"),
     }
-    EXTRA_OBJECT_FIELDS = {"dot": datasets.List(datasets.Value("int32"), length=2)}
+    # Two nullable scalars, not a fixed-size list: pyarrow < 26 cannot read a null fixed-size list.
+    EXTRA_OBJECT_FIELDS = {"dot_x": datasets.Value("float32"), "dot_y": datasets.Value("float32")}
     COLUMN_DOCS = {
         "collection": "`v1`, `green`, `yellow` or `red`",
         "marker": "the stain: `CTb` (v1, yellow), `c-FOS` (green) or `Orx` (red)",
         "count": "number of objects (connected components of the mask); null for unlabelled images",
         "marked_structure": "what the marker stains: `nucleus` (c-FOS) or `cytoplasm` (CTb, Orx; upstream spells "
                             "it `citoplasm`)",
-        "objects.dot": "v2: the cell centre `[x, y]` (pixel column and row) from the authors' COCO file; null for v1 "
-                       "and where no dot pairs with the object",
+        "objects.dot_x": "v2: the cell centre from the authors' COCO file, x of the dotted pixel's centre (its column "
+                         "+ 0.5); null for v1 and where no dot pairs with the object",
+        "objects.dot_y": "v2: y of the same dot (its row + 0.5); null where `dot_x` is",
     }
     BYTES_PER_EXAMPLE = 8_000_000  # up to 2272x1704 RGB PNG (~6 MB) + mask, preview, polygons
     TAGS = ("fluorescence-microscopy", "neurons", "cell-counting", "brain", "mouse", "rat")
@@ -437,7 +440,7 @@ class FluorescentNeuronalCells(SegmentationBuilder):
                 cell_dots = [None] * len(objects) if dots is None or stem not in dots else align_dots(
                     labels, dots[stem], tree.where(mask_name))
                 for record, dot in zip(objects, cell_dots):
-                    record["dot"] = dot
+                    record["dot_x"], record["dot_y"] = (None, None) if dot is None else (dot[0] + 0.5, dot[1] + 0.5)
             yield image_id, self.row(image_id, image_bytes, image_name, image, labels, objects=objects,
                                      collection=collection, marker=marker,
                                      count=None if labels is None else len(objects), marked_structure=structure)

@@ -2,14 +2,17 @@
 
 - decoding: `decode_image` (clear error for unreadable bytes), `labels_from_colours` (colour-coded
   RGB annotation -> uint16 label image);
-- per-object records: `objects_from_labels` (`instance_id` 1..N, COCO `bbox`, `area`, `polygon`);
+- per-object records: `objects_from_labels` (`instance_id` 1..N, COCO `bbox`, `area`, `polygons`);
 - encoding: `png16` (16-bit PNG bytes of a label image), `png8` (binary mask), `preview_jpeg`
   (image with coloured instance outlines, for the Hub viewer);
 - geometry for sources that publish their own outlines: `pixel_boxes`, `polygon_pixels`.
 
-Coordinates: pixel (row r, column c) covers the square [c, c+1] x [r, r+1], as in COCO. A bbox is
-`[x_min, y_min, width, height]` of that cover; polygons are traced through the pixel-edge
-midpoints of the object's outer boundary, so they lie inside the bbox.
+Coordinates (every source, every field): pixel (row r, column c) covers the square [c, c+1] x [r, r+1],
+as in COCO, so its centre is (c + 0.5, r + 0.5). A bbox is `[x_min, y_min, width, height]` of the pixels'
+cover. `polygons` are COCO polygons: one flat ring `[x1, y1, x2, y2, ...]` per 4-connected part of the
+object, traced through the pixel-edge midpoints of the part's outer boundary (holes filled: COCO
+polygons cannot carry holes; the mask is the exact truth) and simplified (Douglas-Peucker, tolerance
+`OUTLINE_TOLERANCE`). A pixel is inside a polygon when its centre is (`polygon_pixels`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from .errors import BuildError
 MAX_INSTANCES = 65535  # ids must fit a 16-bit PNG
 PREVIEW_MAX_SIDE = 512
 PREVIEW_QUALITY = 85
+OUTLINE_TOLERANCE = 0.75  # px: Douglas-Peucker tolerance that drops the staircase vertices of traced outlines
+MIN_OUTLINE_IOU = 0.95  # a simplified outline must rasterise to at least this IoU with its part
 # Bright, mutually distinct outline colours; an object's colour is PALETTE[id % len(PALETTE)].
 PALETTE = np.array(
     [
@@ -76,19 +81,65 @@ def _enclosed_area(ring: np.ndarray) -> float:
     return abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))) / 2
 
 
-def trace_outline(binary: np.ndarray, x0: int = 0, y0: int = 0) -> list[list[float]]:
-    """Outer boundary `[[x, y], ...]` of the largest part of a binary crop whose corner is (x0, y0).
+def fill_holes(binary: np.ndarray) -> np.ndarray:
+    """The binary image with its holes filled (background not 4-connected to the border), as binary_fill_holes."""
+    background, _ = ndimage.label(np.pad(~np.asarray(binary, dtype=bool), 1, constant_values=True))
+    return (background != background[0, 0])[1:-1, 1:-1]
 
-    Holes are filled first, so no hole's edge can be taken for the outline; of several parts (pixels
-    joined only diagonally, or apart), the one enclosing the largest area is outlined.
-    """
-    background, _ = ndimage.label(np.pad(~np.asarray(binary, dtype=bool), 1, constant_values=True))  # 4-connected,
-    padded = (background != background[0, 0]).astype(np.uint8)  # as binary_fill_holes: the object, holes filled
-    contours = measure.find_contours(padded, 0.5)
-    outline = max(contours, key=_enclosed_area)[:-1]  # closed: the last point repeats the first
-    outline = _drop_collinear(outline)
-    xy = np.stack([outline[:, 1] + (x0 - 0.5), outline[:, 0] + (y0 - 0.5)], axis=1)
-    return xy.astype(np.float32).tolist()
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.count_nonzero(a | b)
+    return np.count_nonzero(a & b) / union if union else 1.0
+
+
+def _outline(part: np.ndarray) -> np.ndarray:
+    """Compact outer boundary (row, col), in the crop's pixel-index frame, of one 4-connected part, holes filled.
+
+    Douglas-Peucker with `OUTLINE_TOLERANCE`; where that would rasterise to less than `MIN_OUTLINE_IOU` of the
+    part, the tolerance is halved, then only collinear points are dropped (lossless)."""
+    contours = measure.find_contours(np.pad(part, 1).astype(np.uint8), 0.5)
+    ring = max(contours, key=_enclosed_area) - 1  # closed: the last point repeats the first
+    for tolerance in (OUTLINE_TOLERANCE, OUTLINE_TOLERANCE / 2):
+        simple = measure.approximate_polygon(ring, tolerance)[:-1]
+        if len(simple) >= 3:
+            inside = np.zeros(part.shape, dtype=bool)
+            inside[polygon_pixels(simple[:, ::-1], part.shape)] = True
+            if iou(inside, part) >= MIN_OUTLINE_IOU:
+                return simple
+    return _drop_collinear(ring[:-1])
+
+
+def outline_polygons(binary: np.ndarray, x0: int = 0, y0: int = 0) -> list[list[float]]:
+    """COCO polygons of a binary crop whose top-left pixel is (x0, y0): one flat `[x1, y1, ...]` ring per
+    4-connected part (in raster order of the parts' first pixels), holes filled, in the pixel-edge frame."""
+    parts, count = ndimage.label(np.asarray(binary, dtype=bool))
+    rings = []
+    for k, (rows, cols) in enumerate(ndimage.find_objects(parts), start=1):
+        ring = _outline(fill_holes(parts[rows, cols] == k))
+        xy = np.stack([ring[:, 1] + (cols.start + x0 + 0.5), ring[:, 0] + (rows.start + y0 + 0.5)], axis=1)
+        rings.append(xy.astype(np.float32).ravel().tolist())
+    return rings
+
+
+def outline_iou(labels: np.ndarray, k: int, rings: list) -> float:
+    """IoU between the pixels inside the COCO `rings` of object k (centre rule, pixel-edge frame) and its pixels
+    in `labels`, holes filled; pixels of other objects count for neither (NuCLS: nuclei painted over this one)."""
+    points = np.concatenate([np.asarray(r, dtype=np.float64).reshape(-1, 2) for r in rings] or [np.zeros((0, 2))])
+    rows, cols = np.nonzero(labels == k)
+    if not len(points) or not len(rows):
+        return 0.0
+    height, width = labels.shape
+    x0 = max(0, min(int(np.floor(points[:, 0].min())), int(cols.min())))
+    y0 = max(0, min(int(np.floor(points[:, 1].min())), int(rows.min())))
+    x1 = min(width, max(int(np.ceil(points[:, 0].max())), int(cols.max()) + 1))
+    y1 = min(height, max(int(np.ceil(points[:, 1].max())), int(rows.max()) + 1))
+    crop = labels[y0:y1, x0:x1]
+    inside = np.zeros(crop.shape, dtype=bool)
+    for ring in rings:
+        inside[polygon_pixels(np.asarray(ring, dtype=np.float64).reshape(-1, 2) - (x0, y0), crop.shape, frame=0.5)] = True
+    mine = crop == k
+    others = (crop != 0) & ~mine
+    return iou(inside & ~others, fill_holes(mine) & ~others)
 
 
 def objects_from_labels(labels: np.ndarray) -> list[dict]:
@@ -109,7 +160,7 @@ def objects_from_labels(labels: np.ndarray) -> list[dict]:
                 "instance_id": k,
                 "bbox": [float(cols.start), float(rows.start), float(cols.stop - cols.start), float(rows.stop - rows.start)],
                 "area": int(areas[k]),
-                "polygon": trace_outline(labels[box] == k, cols.start, rows.start),
+                "polygons": outline_polygons(labels[box] == k, cols.start, rows.start),
             }
         )
     return records
@@ -158,11 +209,13 @@ def pixel_boxes(labels: np.ndarray, count: int) -> list[tuple[list[float] | None
     return found
 
 
-def polygon_pixels(points: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column indices of the pixels whose centres lie inside a polygon of `[x, y]` points."""
+def polygon_pixels(points: np.ndarray, shape: tuple[int, int], frame: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column indices of the pixels whose centres lie inside a polygon of `[x, y]` points (a flat COCO
+    ring is accepted). `frame`: the coordinate of a pixel's centre within it: 0 for pixel indices, 0.5 for
+    the pixel-edge frame of `polygons`."""
     from skimage.draw import polygon
 
-    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2) - frame
     return polygon(points[:, 1], points[:, 0], shape)
 
 

@@ -23,13 +23,18 @@ NOTE: objects are the rows of the FOV's CSV, in CSV order: `instance_id` k is `o
       is matched one-to-one to the mask instance its polygon (or box) overlaps best, by intersection over
       union, never by the pixel at its box centre, which belongs to another nucleus where nuclei overlap.
 NOTE: nuclei are painted largest first, so small nuclei cover large ones; a nucleus completely covered
-      by others keeps its record with `area` 0, its CSV box as `bbox` and its CSV outline as `polygon`.
+      by others keeps its record with `area` 0, its CSV box as `bbox` and its CSV outline as `polygons`.
       A mask instance that no CSV row overlaps is dropped from the mask, with a warning.
 NOTE: `rectangle` nuclei (`annotation_type`) were only boxed: their mask is the filled box. Exclude
       them from segmentation losses if box outlines would mislead the model. `point` nuclei were only
       clicked: their box is one pixel.
-NOTE: `polygon` is the CSV outline (FOV pixel coordinates), clipped to the image; `bbox` and `area`
-      come from the stored mask. Empty coordinate fields are skipped and float ones kept.
+NOTE: `polygons` holds the CSV outline, converted to the pixel-edge frame of `bbox` and clipped to the image.
+      CSV coordinates are pixel indices. The masks were painted with HistomicsTK, which fills a polyline's
+      pixels whose index lies inside it and a rectangle's box inclusively: so a polyline point (x, y)
+      becomes (x + 0.5, y + 0.5), the pixel's centre, and its outline rasterises (centre rule) to exactly
+      the pixels painted; a rectangle becomes its box edges (xmin, ymin)-(xmax + 1, ymax + 1), exactly its
+      `bbox`; a point, its pixel's square. `bbox` and `area` come from the stored mask. Empty coordinate
+      fields are skipped and float ones kept; a polyline with fewer than 3 points is outlined by its box.
 NOTE: `csv/ALL_FOV_LOCATIONS.csv` (any case) is not a nucleus table and is skipped; a `correction_`
       prefix on a raw class is removed. Fold membership is by exact slide name (the FOV name before
       `_id`), never by substring.
@@ -249,9 +254,10 @@ def read_nuclei(data: bytes, name: str) -> list[dict]:
         if len(xs) != len(ys):
             raise BuildError(f"{name}: line {line}: {len(xs)} x but {len(ys)} y coordinates")
         points = [(x, y) for x, y in zip(xs, ys) if x is not None and y is not None]
-        if len(points) < 3:  # no usable outline: the box stands for it
-            points = [(box[0], box[1]), (box[2], box[1]), (box[2], box[3]), (box[0], box[3]), (box[0], box[1])]
-        nuclei.append({"raw": raw, "main": main, "super": sup, "type": kind, "box": box, "points": np.array(points)})
+        if len(points) > 1 and points[0] == points[-1]:
+            points.pop()  # closed: the last point repeats the first
+        points = np.array(points) if kind == "polyline" and len(points) >= 3 else None  # else the box stands for it
+        nuclei.append({"raw": raw, "main": main, "super": sup, "type": kind, "box": box, "points": points})
     return nuclei
 
 
@@ -273,7 +279,7 @@ def decode_mask(data: bytes, name: str, shape: tuple[int, int]) -> tuple[np.ndar
 def footprint(nucleus: dict, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Pixels a CSV row covers: its filled box for a rectangle (as the mask paints it), else its outline's
     interior (the box when the outline is degenerate)."""
-    if nucleus["type"] == "polyline":
+    if nucleus["points"] is not None:
         rr, cc = masks.polygon_pixels(nucleus["points"], shape)
         if rr.size:
             return rr, cc
@@ -313,6 +319,16 @@ def match_nuclei(ids: np.ndarray, nuclei: list[dict], name: str) -> np.ndarray:
     return lookup[np.searchsorted(present, ids)]
 
 
+def outline(nucleus: dict, width: int, height: int) -> list[float]:
+    """The nucleus' CSV outline as a flat COCO ring in the pixel-edge frame, clipped to the image (see NOTES)."""
+    if nucleus["points"] is not None:
+        points = nucleus["points"] + 0.5
+    else:
+        x0, y0, x1, y1 = nucleus["box"]
+        points = np.array([(x0, y0), (x1 + 1, y0), (x1 + 1, y1 + 1), (x0, y1 + 1)])
+    return np.clip(points, 0, [width, height]).astype(np.float32).ravel().tolist()
+
+
 def objects_of(labels: np.ndarray, nuclei: list[dict]) -> list[dict]:
     height, width = labels.shape
     objects = []
@@ -321,9 +337,8 @@ def objects_of(labels: np.ndarray, nuclei: list[dict]) -> list[dict]:
             x0, y0 = np.clip(nucleus["box"][:2], 0, [width, height])
             x1, y1 = np.clip(np.add(nucleus["box"][2:], 1), 0, [width, height])
             bbox = [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]
-        points = np.clip(nucleus["points"], 0, [width, height]).astype(np.float32)
         objects.append({
-            "instance_id": k, "bbox": bbox, "area": area, "polygon": points.tolist(),
+            "instance_id": k, "bbox": bbox, "area": area, "polygons": [outline(nucleus, width, height)],
             "raw_classification": nucleus["raw"], "main_classification": nucleus["main"],
             "super_classification": nucleus["super"], "annotation_type": nucleus["type"],
         })

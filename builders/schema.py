@@ -1,7 +1,8 @@
 """The row schema shared by every source (DESIGN.md section 3): one definition, imported by every builder.
 
 Core columns: `image_id`, `image`, `instance_mask`, `objects`, `preview`; each object record starts
-with `instance_id`, `bbox`, `area`, `polygon`. Sources append their own columns and object fields
+with `instance_id`, `bbox`, `area`, `polygons` (COCO polygons in the pixel-edge frame, see `masks`).
+No field may be a fixed-size list that can be null: pyarrow before 26 cannot read one (`null_fixed_lists`). Sources append their own columns and object fields
 after the core ones with `features(...)`; `core_view(...)` drops them again so that any built
 source concatenates with any other.
 """
@@ -16,7 +17,7 @@ CORE_OBJECT_FIELDS = {
     "instance_id": datasets.Value("int32"),
     "bbox": datasets.List(datasets.Value("float32"), length=4),
     "area": datasets.Value("int32"),
-    "polygon": datasets.List(datasets.List(datasets.Value("float32"), length=2)),
+    "polygons": datasets.List(datasets.List(datasets.Value("float32"))),  # one flat [x1, y1, x2, y2, ...] per part
 }
 
 
@@ -69,3 +70,44 @@ def core_view(dataset):
         )
     # Arrow-level projection: no image is decoded or re-encoded.
     return dataset.with_format("arrow").map(_core_objects, batched=True, features=CORE_FEATURES).with_format(None)
+
+
+def null_fixed_lists(table: pa.Table) -> list[str]:
+    """Paths (`objects.dot`) of fixed-size list columns or fields holding a null, which pyarrow < 26 cannot read."""
+    found = []
+
+    def visit(array, path):
+        if pa.types.is_fixed_size_list(array.type) and array.null_count:
+            found.append(path)
+        if pa.types.is_struct(array.type):
+            for i, field in enumerate(array.type):
+                visit(array.field(i), f"{path}.{field.name}")
+        elif pa.types.is_list(array.type) or pa.types.is_large_list(array.type) or pa.types.is_fixed_size_list(array.type):
+            visit(array.flatten(), path)
+
+    for name in table.column_names:
+        visit(table.column(name).combine_chunks(), name)
+    return found
+
+
+def _has_fixed_list(type_) -> bool:
+    if pa.types.is_fixed_size_list(type_):
+        return True
+    if pa.types.is_struct(type_):
+        return any(_has_fixed_list(field.type) for field in type_)
+    if pa.types.is_list(type_) or pa.types.is_large_list(type_):
+        return _has_fixed_list(type_.value_type)
+    return False
+
+
+def null_fixed_list_problem(path: str) -> str | None:
+    """An error naming the Parquet file and field if any fixed-size list in it holds a null, else None."""
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(path)
+    columns = [field.name for field in parquet.schema_arrow if _has_fixed_list(field.type)]
+    found = null_fixed_lists(parquet.read(columns=columns)) if columns else []
+    if found:
+        return (f"{path}: {', '.join(found)} is a fixed-size list holding nulls, which pyarrow before 26 (and so "
+                f"datasets 4 and the Hub viewer) cannot read; use nullable scalars or a variable-length list")
+    return None

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from datasets.download import DownloadConfig
 
-from . import cards
+from . import cards, schema
 from .base import MAX_ROW_GROUP_BYTES, split_total
 from .errors import BuildError, check_or_warn, find_build_error, warn
 
@@ -81,13 +81,17 @@ def row_group_problems(path: str, metadata) -> tuple[list, list]:
     return errors, warnings
 
 
-def check_row_groups(paths: list[str]) -> None:
+def check_shards(paths: list[str]) -> None:
+    """Row groups the viewer can scan, and no null fixed-size list (unreadable before pyarrow 26)."""
     for path in paths:
         errors, warnings = row_group_problems(path, pq.ParquetFile(path).metadata)
         for message in warnings:
             warn(message)
         if errors:
             raise BuildError(errors[0])
+        problem = schema.null_fixed_list_problem(path)
+        if problem:
+            raise BuildError(problem)
 
 
 def verify_counts(builder_cls, result: ConfigResult, verify: bool) -> None:
@@ -156,7 +160,7 @@ def _prepare_config(builder_cls, config_name, scratch, repo_dir, data_dir, num_p
             os.makedirs(os.path.dirname(target), exist_ok=True)
             shutil.move(source, target)
             targets.append(target)
-        check_row_groups(targets)
+        check_shards(targets)
         written += targets
         images, objects, result.empty[split] = shard_counts(targets)
         result.counts[split] = (images, objects)

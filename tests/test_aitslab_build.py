@@ -59,7 +59,7 @@ def check_split(staged, split, manifest):
             assert obj["area"] == len(xs)
             assert obj["bbox"] == [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]
             assert len(np.unique(colours[ys, xs].reshape(-1, 3), axis=0)) == 1  # one colour per id
-            assert len(obj["polygon"]) >= 4
+            assert len(obj["polygons"]) >= 1 and all(len(ring) >= 6 for ring in obj["polygons"])
         assert row["preview"].mode == "RGB" and row["preview"].format == "JPEG"
         assert row["preview"].width <= row["image"].width
         assert row["plate"] == stem[:22] and row["well"] == stem.split("_")[2][:3]

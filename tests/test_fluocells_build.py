@@ -92,7 +92,7 @@ def test_v1_masks_become_8_connected_components_of_channel_0_above_127(fluocells
             # ids are the 8-connected components in raster order, as an independent labelling finds them
             assert np.array_equal(stored, measure.label(binary, connectivity=2))
             assert [o["instance_id"] for o in row["objects"]] == list(range(1, stored.max() + 1))
-            assert all(o["dot"] is None for o in row["objects"])  # v1 publishes no dots
+            assert all(o["dot_x"] is None and o["dot_y"] is None for o in row["objects"])  # v1 publishes no dots
     assert modes == {"L", "RGB", "RGBA"}
 
 
@@ -129,6 +129,14 @@ def test_red_images_come_in_two_sizes_and_each_mask_fits_its_image(fluocells_sta
     assert sizes == {(64, 48), (91, 68)}
 
 
+def dot_pixel(record) -> list | None:
+    """The upstream dot `[column, row]` of an object, from its centre `dot_x`, `dot_y` in the pixel-edge frame."""
+    if record["dot_x"] is None:
+        return None
+    assert record["dot_x"] % 1 == record["dot_y"] % 1 == 0.5  # a pixel's centre
+    return [int(record["dot_x"]), int(record["dot_y"])]
+
+
 def test_v2_dots_are_paired_with_their_components(fluocells_staged, fluocells_fake):
     _, manifest = fluocells_fake
     outside = 0
@@ -138,11 +146,11 @@ def test_v2_dots_are_paired_with_their_components(fluocells_staged, fluocells_fa
             for row in load_dataset(str(fluocells_staged), config, split=split):
                 stem = row["image_id"].removeprefix(f"{collection}_")
                 mask = np.asarray(row["instance_mask"])
-                dots = [o["dot"] for o in row["objects"]]
+                dots = [dot_pixel(o) for o in row["objects"]]
                 assert sorted(dots) == sorted(manifest[collection]["dots"][stem])  # every dot placed once
                 for record in row["objects"]:
                     rows, cols = np.nonzero(mask == record["instance_id"])
-                    x, y = record["dot"]
+                    x, y = dot_pixel(record)
                     assert [x, y] == [int(cols.mean()), int(rows.mean())]  # this component's truncated centroid
                     outside += mask[y, x] != record["instance_id"]
     assert outside > 0  # crescents: the dot lies outside its cell and was still paired with it

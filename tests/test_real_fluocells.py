@@ -29,6 +29,7 @@ from builders.errors import BuildError
 from builders.fakes import png_bytes
 from builders.fakes.fluocells import _coco, _encode
 from builders.fluocells import V1_TEST, read_binary_mask
+from test_fluocells_build import dot_pixel
 
 # Published 8-connected component counts (samples README) of the yellow masks.
 YELLOW = {"Mar19bS1C4R2_LHr_200x": 13, "Mar23bS1C2R3_VLPAGr_200x": 4, "Mar24bS1C2R3_LHl_200x": 6,
@@ -183,7 +184,7 @@ def test_red_copies_build_as_v2_red_with_both_camera_sizes_and_their_dots(lab, s
             assert PILImage.open(io.BytesIO(row["instance_mask"]["bytes"])).size == size
             sizes.setdefault(split, set()).add(size)
             cells = regionprops(reference(files[row["image_id"]][1]))
-            assert [o["dot"] for o in row["objects"]] == [[int(c.centroid[1]), int(c.centroid[0])] for c in cells]
+            assert [dot_pixel(o) for o in row["objects"]] == [[int(c.centroid[1]), int(c.centroid[0])] for c in cells]
             assert (row["collection"], row["marker"], row["marked_structure"]) == ("red", "Orx", "cytoplasm")
     assert sizes == {"train": {(1600, 1200), (2272, 1704)}, "test": {(1600, 1200), (2272, 1704)}}
     assert {names[i]: n for i, n in counts.items()} == lab_counts(real) == {

@@ -23,7 +23,7 @@ def test_core_features_are_exactly_the_design():
         "instance_id": datasets.Value("int32"),
         "bbox": datasets.List(datasets.Value("float32"), length=4),
         "area": datasets.Value("int32"),
-        "polygon": datasets.List(datasets.List(datasets.Value("float32"), length=2)),
+        "polygons": datasets.List(datasets.List(datasets.Value("float32"))),
     }
 
 
@@ -38,7 +38,7 @@ def test_sources_append_fields_but_cannot_redefine_core_ones():
 
 def _tiny(extra_columns, extra_fields, extra_values, field_values):
     features = schema.features(extra_columns, extra_fields)
-    obj = {"instance_id": 1, "bbox": [0.0, 0.0, 1.0, 1.0], "area": 1, "polygon": [[0.0, 0.0], [1.0, 1.0]], **field_values}
+    obj = {"instance_id": 1, "bbox": [0.0, 0.0, 1.0, 1.0], "area": 1, "polygons": [[0.0, 0.0, 1.0, 0.0, 1.0, 1.0]], **field_values}
     png = {"bytes": png16(np.ones((2, 2), dtype=np.uint16)), "path": "x.png"}
     row = {"image_id": "a", "image": png, "instance_mask": png, "objects": [obj], "preview": png, **extra_values}
     return datasets.Dataset.from_list([row, {**row, "image_id": "b", "objects": []}], features=features)
