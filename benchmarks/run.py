@@ -1,21 +1,32 @@
-"""Benchmarks on full-size replicas of the four sources: build, floor, naive peer, scaling, streaming.
+"""Benchmarks on the real data where it exists, full-size replicas elsewhere: build, floor, naive peer, scaling, streaming.
 
     python benchmarks/run.py                         # full size, every source; writes benchmarks/RESULTS.md
-                                                     # (about 10 min, plus about 12 min to write the replicas the first time)
-    python benchmarks/run.py --tiny --out /tmp/b     # tiny replicas, seconds (run by the tests)
+                                                     # (about 25 min, plus about 10 min to write the data the first time)
+    python benchmarks/run.py --tiny --out /tmp/b     # a few real files and tiny replicas, seconds (run by the tests)
     python benchmarks/run.py --sources nucls         # one source
 
-Replicas are written by the test generators (`builders/fakes`) with the published counts, image sizes
-and encodings (NuCLS 1,744 FOVs / 59,485 nuclei, Aitslab 50 x 1104x1104, NucleusSegData 37 text
-matrices, fluocells v1 283 x 1600x1200) and kept in `--out` for the next run. Per source, in one run:
+What each source is built from (written into `--out`, kept for the next run):
 
-- build: `upload.py build --no-verify` in a child process (the replicas' checksums are not the
-  published ones); wall time, images/s, peak RSS (largest process), staged size vs the archives;
-- floor: the work no builder can avoid, on the same files: read the archive members, decode the
-  annotations with the builder's own functions, encode the 16-bit instance-mask PNGs;
+- Aitslab-bioimaging1: the 50 real pre-publication images and annotations of the samples folder, split by
+  the kreshuklab lists and zipped as on Zenodo (`training_nuclei.zip` ..., deflated);
+- NucleusSegData: the 37 real pairs of the original release in the lab's `NucleusSegData/` layout, zipped;
+- NuCLS: a replica made by `builders.fakes.nucls.write_from_qc` from the real QC database and fold files:
+  the real FOV names, sizes and nuclei (boxes, types, classes), synthetic H&E-like pixels;
+- fluocells v1: a replica (only 8 real images exist), 283 x 1600x1200 with the published counts.
+
+The samples folder is `$MICROSCOPY_SAMPLES`, else `../shared/samples` beside the project folder; without
+it the first three fall back to replicas written by the test generators (`builders/fakes`: Aitslab
+50 x 1104x1104, NucleusSegData 37 text matrices, NuCLS 1,744 FOVs / 59,485 nuclei), as the report says.
+`--tiny` takes a few real files (3 to 5 per source) and tiny replicas. Per source, in one run:
+
+- build: `upload.py build --no-verify` in a child process (the zips written here are not the published
+  files, so their checksums differ); wall time, images/s, peak RSS (largest process), staged size vs the archives;
+- floor: the work no builder can avoid, on the same files, with the builders' own functions: find the
+  members, read them, decode the annotations (the image's size from `masks.decode_image`, as the builders
+  take it) and encode the 16-bit instance-mask PNGs; decoding the images is timed apart (`image decode s`);
 - naive peer: `Dataset.from_generator` yielding decoded numpy images and masks (`Image()` features),
   then `to_parquet`;
-- scaling: builds of 1/4, 1/2 and all of the images; `--num-proc 2` against 1 on all;
+- scaling: builds of about 1/4, 1/2 and all of the images; `--num-proc 2` against 1 on all;
 - reading: `load_dataset(<staged>, streaming=True)` decoding image and mask, against decoding the
   same PNG/JPEG bytes from files on disk; and `split_dataset_by_node` for 2 ranks (halves disjoint
   and complete).
@@ -26,12 +37,14 @@ Timings are single runs on a noisy machine: compare the ratios, which are measur
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import logging
 import os
 import platform
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -54,59 +67,150 @@ from builders.fakes import aitslab_bioimaging1 as fake_aitslab  # noqa: E402
 from builders.fakes import fluocells as fake_fluocells  # noqa: E402
 from builders.fakes import nucleussegdata as fake_nsd  # noqa: E402
 from builders.fakes import nucls as fake_nucls  # noqa: E402
+from builders.fakes import real_samples  # noqa: E402
 
 FRACTIONS = (0.25, 0.5, 1.0)
 TARGETS = {"build/floor": 1.5, "naive/build": 3.0, "nucls peak RSS MB": 1024, "num-proc speed-up": 1.7,
            "streaming/disk": 0.8}
+NUCLS_QC = "nucls/qc_core_2020-04-05/v4_2020-04-05_FINAL_CORE.sqlite"
+NUCLS_FOLDS = "nucls/train_test_splits"
 
 
-# ---- replicas: (write archives, yield (id, image bytes, labels) as the builder decodes them) ----
+# ---- the data: write(out, fraction, tiny, samples) writes the archives; read(out) yields, per image as the
+# ---- builder meets it, (id, image member, image bytes, labels_of) where labels_of(decoded image) -> labels
 
 def _share(count: int, fraction: float) -> int:
     return max(1, round(count * fraction))
 
 
-def write_aitslab(out: Path, fraction: float, tiny: bool) -> None:
-    counts = {"train": 30, "validation": 10, "test": 10}
-    fake_aitslab.write_archives(out, counts={s: _share(n, fraction) for s, n in counts.items()},
-                                size=128 if tiny else 1104)
-
-
-def read_aitslab(out: Path) -> Iterator[tuple[str, bytes, np.ndarray]]:
+def read_aitslab(out: Path):
     from builders.aitslab_bioimaging1 import ARCHIVES, decode_annotation, find_pairs
 
     for archive in ARCHIVES.values():
         tree = Tree(out / archive.name)
         for stem, image_name, annotation_name in find_pairs(tree, verify=False):
-            yield stem, tree.read(image_name), decode_annotation(tree.read(annotation_name), annotation_name)
+            yield stem, tree.where(image_name), tree.read(image_name), \
+                lambda image, tree=tree, name=annotation_name: decode_annotation(tree.read(name), tree.where(name))
 
 
-def write_nsd(out: Path, fraction: float, tiny: bool) -> None:
-    counts = {split: per_image[:_share(len(per_image), fraction)] for split, per_image in fake_nsd.ORIGINAL.items()}
-    fake_nsd.write_archives(out, configs=("original",), counts={"original": counts},
-                            size=(256, 192) if tiny else (1024, 768))
+AITSLAB_TINY = {"train": 3, "validation": 1, "test": 1}  # real images; each zip needs one
 
 
-def _size(image_bytes: bytes) -> tuple[int, int]:
-    return PILImage.open(io.BytesIO(image_bytes)).size  # the header only
+def write_aitslab_real(out: Path, fraction: float, tiny: bool, samples: Path) -> None:
+    stems = real_samples.aitslab_stems(samples)
+    chosen = {split: names[:_share(AITSLAB_TINY[split] if tiny else len(names), fraction)] for split, names in stems.items()}
+    real_samples.write_aitslab(samples, out, chosen, zipped=True)
+
+
+def write_aitslab_replica(out: Path, fraction: float, tiny: bool, samples: Path | None = None) -> None:
+    counts = {"train": 30, "validation": 10, "test": 10}
+    fake_aitslab.write_archives(out, counts={s: _share(n, fraction) for s, n in counts.items()},
+                                size=128 if tiny else 1104)
 
 
 def read_nsd(out: Path):
     from builders.nucleussegdata import ARCHIVES, find_sets, parse_matrix
 
     tree = Tree(out / ARCHIVES["original"].name)
+
+    def labels_of(image, name):
+        where = tree.where(name)
+        return masks.relabel_sequential(parse_matrix(tree.read(name), where, (image.height, image.width)), where)
+
     for pairs in find_sets(tree, verify=False).values():
         for stem, image_name, annotation_name in pairs:
-            image_bytes = tree.read(image_name)
-            width, height = _size(image_bytes)
-            matrix = parse_matrix(tree.read(annotation_name), annotation_name, (height, width))
-            yield stem, image_bytes, masks.relabel_sequential(matrix, annotation_name)
+            yield stem, tree.where(image_name), tree.read(image_name), \
+                lambda image, name=annotation_name: labels_of(image, name)
+
+
+NSD_TINY = {"TrainingSet": 1, "HepG2TestSet": 3, "Huh7TestSet": 1}  # real pairs; HepG2 is the split streamed
+
+
+def write_nsd_real(out: Path, fraction: float, tiny: bool, samples: Path) -> None:
+    counts = {folder: _share(NSD_TINY[folder] if tiny else len(numbers), fraction)
+              for folder, (_, _, numbers) in real_samples.NSD_ORIGINAL.items()}
+    real_samples.write_nsd(samples, out, counts, zipped=True)
+
+
+def write_nsd_replica(out: Path, fraction: float, tiny: bool, samples: Path | None = None) -> None:
+    counts = {split: per_image[:_share(len(per_image), fraction)] for split, per_image in fake_nsd.ORIGINAL.items()}
+    fake_nsd.write_archives(out, configs=("original",), counts={"original": counts},
+                            size=(256, 192) if tiny else (1024, 768))
+
+
+def read_nucls(out: Path):
+    from builders.nucls import ARCHIVES, decode_mask, find_fovs, match_nuclei, read_nuclei
+
+    tree = Tree(out / ARCHIVES["all"].name)
+
+    def labels_of(image, members):
+        ids, _ = decode_mask(tree.read(members["mask"]), tree.where(members["mask"]), (image.height, image.width))
+        nuclei = read_nuclei(tree.read(members["csv"]), tree.where(members["csv"]))
+        return match_nuclei(ids, nuclei, tree.where(members["mask"]))
+
+    for fov, members in sorted(find_fovs(tree, verify=False)[1].items()):
+        yield fov, tree.where(members["rgb"]), tree.read(members["rgb"]), \
+            lambda image, members=members: labels_of(image, members)
+
+
+NUCLS_TINY_PER_SLIDE = 4  # FOVs of each of the 5 tiny slides (one per test fold)
+
+
+def _qc_slides(sqlite_path: Path) -> dict[str, int]:
+    """Slide -> number of FOVs (distinct names) in the QC database."""
+    per_slide = {}
+    for fov in fake_nucls.qc_fovs(sqlite_path):
+        per_slide[fov["slide"]] = per_slide.get(fov["slide"], 0) + 1
+    return per_slide
+
+
+def _qc_subset(sqlite_path: Path, target: Path, slides: list[str]) -> Path:
+    """A copy of the QC database's two tables cut to the FOVs of `slides` (the tiny run)."""
+    con = sqlite3.connect(target.resolve().as_uri(), uri=True)  # uri: ATTACH then reads the URI below
+    try:
+        con.execute("ATTACH DATABASE ? AS qc", (f"{sqlite_path.resolve().as_uri()}?mode=ro",))
+        marks = ",".join("?" * len(slides))
+        con.execute(f"CREATE TABLE fov_meta AS SELECT * FROM qc.fov_meta WHERE slide_name IN ({marks})", slides)
+        con.execute("CREATE TABLE annotation_elements AS SELECT * FROM qc.annotation_elements "
+                    "WHERE fov_id IN (SELECT fov_id FROM fov_meta)")
+        con.commit()
+    finally:
+        con.close()
+    return target
+
+
+def _tiny_slides(sqlite_path: Path, folds: Path) -> list[str]:
+    """One slide per test fold (so that every fold keeps a train and a test FOV), the first by name with
+    at least `NUCLS_TINY_PER_SLIDE` FOVs."""
+    per_slide = _qc_slides(sqlite_path)
+    chosen = []
+    for fold in range(1, 6):
+        test = sorted(fake_nucls.fold_members((folds / f"fold_{fold}_test.csv").read_bytes()))
+        chosen.append(next(s for s in test if per_slide.get(s, 0) >= NUCLS_TINY_PER_SLIDE))
+    return chosen
+
+
+def write_nucls_qc(out: Path, fraction: float, tiny: bool, samples: Path) -> None:
+    """Every FOV of the QC database (tiny: 4 FOVs of 5 slides); a fraction keeps the first `per_slide` FOVs of
+    every slide, the smallest number that keeps at least that fraction of them (every slide stays, so every fold)."""
+    sqlite_path, folds = samples / NUCLS_QC, samples / NUCLS_FOLDS
+    with tempfile.TemporaryDirectory() as scratch:
+        if tiny:
+            sqlite_path = _qc_subset(sqlite_path, Path(scratch) / "tiny.sqlite", _tiny_slides(sqlite_path, folds))
+            per_slide = max(1, round(NUCLS_TINY_PER_SLIDE * fraction))
+        elif fraction == 1.0:
+            per_slide = None
+        else:
+            counts = list(_qc_slides(sqlite_path).values())
+            per_slide = next(k for k in range(1, max(counts) + 1)
+                             if sum(min(n, k) for n in counts) >= fraction * sum(counts))
+        fake_nucls.write_from_qc(out, sqlite_path, folds, per_slide=per_slide, realistic=True)
 
 
 NUCLS_FOVS, NUCLS_NUCLEI = 1744, 59485
 
 
-def write_nucls(out: Path, fraction: float, tiny: bool) -> None:
+def write_nucls_replica(out: Path, fraction: float, tiny: bool, samples: Path | None = None) -> None:
     with tempfile.TemporaryDirectory() as scratch:  # the fake's FOVs with quirks, which come first
         quirks = fake_nucls.write_archives(scratch)["fovs"].values()
     first_fovs, first_nuclei = len(quirks), sum(len(fov["classes"]) for fov in quirks)
@@ -118,19 +222,20 @@ def write_nucls(out: Path, fraction: float, tiny: bool) -> None:
     fake_nucls.write_archives(out, extra=[(int(w), int(h), int(k)) for (w, h), k in zip(sizes, nuclei)])
 
 
-def read_nucls(out: Path):
-    from builders.nucls import ARCHIVES, decode_mask, find_fovs, match_nuclei, read_nuclei
+def read_fluocells(out: Path):
+    from builders.fluocells import ARCHIVES, components, find_v1, read_binary_mask
 
-    tree = Tree(out / ARCHIVES["all"].name)
-    for fov, members in sorted(find_fovs(tree, verify=False)[1].items()):
-        image_bytes = tree.read(members["rgb"])
-        width, height = _size(image_bytes)
-        ids, _ = decode_mask(tree.read(members["mask"]), members["mask"], (height, width))
-        nuclei = read_nuclei(tree.read(members["csv"]), members["csv"])
-        yield fov, image_bytes, match_nuclei(ids, nuclei, members["mask"])
+    tree = Tree(out / ARCHIVES["v1"].name)
+
+    def labels_of(image, name):
+        return components(read_binary_mask(tree.read(name), tree.where(name), image.size), tree.where(name))
+
+    for items in find_v1(tree, verify=False).values():
+        for stem, image_name, mask_name in items:
+            yield stem, tree.where(image_name), tree.read(image_name), lambda image, name=mask_name: labels_of(image, name)
 
 
-def write_fluocells(out: Path, fraction: float, tiny: bool) -> None:
+def write_fluocells_replica(out: Path, fraction: float, tiny: bool, samples: Path | None = None) -> None:
     train, test = fake_fluocells.PUBLISHED["v1"]
     if tiny:
         fake_fluocells.write_v1(out, _share(6, fraction), _share(4, fraction))
@@ -139,31 +244,67 @@ def write_fluocells(out: Path, fraction: float, tiny: bool) -> None:
                                 grain=2)  # about 20 cells and 1.4 MB per image, as published
 
 
-def read_fluocells(out: Path):
-    from builders.fluocells import ARCHIVES, components, find_v1, read_binary_mask
-
-    tree = Tree(out / ARCHIVES["v1"].name)
-    for items in find_v1(tree, verify=False).values():
-        for stem, image_name, mask_name in items:
-            image_bytes = tree.read(image_name)
-            binary = read_binary_mask(tree.read(mask_name), mask_name, _size(image_bytes))
-            yield stem, image_bytes, components(binary, mask_name)
+@dataclass(frozen=True)
+class Data:
+    """One way of making a source's archives: `kind` names it in the report and in the scratch folder."""
+    kind: str  # "real": the real files; "qc": a replica from real metadata; "replica": synthetic
+    write: Callable[[Path, float, bool, Path | None], None]
+    made_of: str  # what the full-size data is, for the report
+    tiny: str  # what the --tiny data is
+    needs: tuple[str, ...] = ()  # sample paths it reads (relative to the samples folder)
 
 
 @dataclass(frozen=True)
-class Replica:
-    write: Callable[[Path, float, bool], None]
-    read: Callable[[Path], Iterator[tuple[str, bytes, np.ndarray]]]
+class Source:
+    read: Callable[[Path], Iterator[tuple[str, str, bytes, Callable]]]
     config: str  # the config built and read
     split: str  # the split streamed
-    published: str  # what the full-size replica reproduces
+    data: tuple[Data, ...]  # the first whose samples are present is used; the last needs none
+
+    def choose(self, samples: Path | None) -> Data:
+        return next(d for d in self.data
+                    if not d.needs or (samples is not None and all((samples / p).exists() for p in d.needs)))
 
 
-REPLICAS = {
-    "aitslab-bioimaging1": Replica(write_aitslab, read_aitslab, "default", "train", "50 images, 1104x1104 grey PNG"),
-    "nucleussegdata": Replica(write_nsd, read_nsd, "original", "test_hepg2", "37 JPEG 1024x768 + text matrices"),
-    "nucls": Replica(write_nucls, read_nucls, "all", "train", "1,744 FOVs 300-700 px RGB PNG, 59,485 nuclei"),
-    "fluocells": Replica(write_fluocells, read_fluocells, "v1", "train", "283 RGB PNG 1600x1200 + binary masks"),
+SOURCES = {
+    "aitslab-bioimaging1": Source(read_aitslab, "default", "train", (
+        Data("real", write_aitslab_real,
+             "the 50 real pre-publication images (1104x1104 grey PNG) and annotations (RGB colour-coded PNG), split "
+             "30 / 10 / 10 by the kreshuklab lists and zipped as on Zenodo (three deflated zips)",
+             "3 / 1 / 1 real images and annotations, zipped as on Zenodo",
+             ("aitslab_bioimaging1/images_normalized_prepublication", "aitslab_bioimaging1/annotations_prepublication",
+              "aitslab_bioimaging1/splits_kreshuklab_model_ranking")),
+        Data("replica", write_aitslab_replica,
+             "replica (real samples absent): 50 synthetic 1104x1104 grey PNG with colour-coded masks, 30 / 10 / 10",
+             "replica (real samples absent): 50 synthetic 128x128 images"),
+    )),
+    "nucleussegdata": Source(read_nsd, "original", "test_hepg2", (
+        Data("real", write_nsd_real,
+             "the 37 real pairs of the original release (1024x768 JPEG + text matrices, 2,661 nuclei) in the lab's "
+             "NucleusSegData/{TrainingSet,HepG2TestSet,Huh7TestSet}/ layout, one deflated zip",
+             "1 / 3 / 1 real pairs in the lab's layout, zipped",
+             ("nucleussegdata/dataset/images", "nucleussegdata/dataset/annotations")),
+        Data("replica", write_nsd_replica,
+             "replica (real samples absent): 37 synthetic 1024x768 JPEG + text matrices with the published counts",
+             "replica (real samples absent): 37 synthetic 256x192 JPEG + text matrices"),
+    )),
+    "nucls": Source(read_nucls, "all", "train", (
+        Data("qc", write_nucls_qc,
+             "replica from the real QC database (`write_from_qc`): the 1,744 real FOV names and sizes and their nuclei "
+             "(boxes, annotation types, raw classes; 59,541 rows) and the authors' fold files, with synthetic "
+             "H&E-like pixels (noise in 2-px squares); no real NuCLS pixels are available",
+             "replica from the real QC database: 4 FOVs of each of 5 slides (one per test fold), real sizes and nuclei",
+             (NUCLS_QC, NUCLS_FOLDS)),
+        Data("replica", write_nucls_replica,
+             "replica (real samples absent): 1,744 synthetic FOVs of 300-700 px, 59,485 nuclei",
+             "replica (real samples absent): 24 synthetic FOVs, 12 of them with the quirks"),
+    )),
+    "fluocells": Source(read_fluocells, "v1", "train", (
+        Data("replica", write_fluocells_replica,
+             "replica: 283 synthetic RGB PNG 1600x1200 (noise in 2-px squares, about 1.4 MB each) + binary masks, "
+             "213 / 70 as published; only 8 real images exist, too few to measure",
+             "replica: 10 synthetic 64x48 images"),
+    )),
 }
 
 
@@ -215,14 +356,14 @@ def timed_child(command: list[str], cwd: Path) -> dict:
     return {"seconds": seconds, "peak_rss_mb": peak}
 
 
-def replica(name: str, work: Path, fraction: float, tiny: bool) -> Path:
-    """The replica's folder, written on first use (kept for the next run)."""
-    folder = work / "replicas" / f"{name}-{'tiny' if tiny else 'full'}-{fraction:g}"
+def archives(name: str, data: Data, work: Path, fraction: float, tiny: bool, samples: Path | None) -> Path:
+    """The folder of the archives the source is built from, written on first use (kept for the next run)."""
+    folder = work / "data" / f"{name}-{data.kind}-{'tiny' if tiny else 'full'}-{fraction:g}"
     if not (folder / ".complete").exists():
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         start = time.perf_counter()
-        REPLICAS[name].write(folder, fraction, tiny)
+        data.write(folder, fraction, tiny, samples)
         (folder / ".complete").write_text(f"{time.perf_counter() - start:.1f}\n")
     return folder
 
@@ -232,7 +373,7 @@ def build(name: str, data: Path, out: Path, num_proc: int = 1) -> dict:
     command = [sys.executable, str(ROOT / "upload.py"), "build", name, "--data-dir", str(data), "--out", str(out),
                "--no-verify", "--num-proc", str(num_proc)]
     if REGISTRY[name].PARTS_CONFIG is None:
-        command += ["--config", REPLICAS[name].config]
+        command += ["--config", SOURCES[name].config]
     result = timed_child(command, ROOT)
     staged = out / REGISTRY[name].REPO_NAME
     result["staged_mb"] = sum(p.stat().st_size for p in staged.rglob("*") if p.is_file()) / 1e6
@@ -246,13 +387,17 @@ def start_up() -> float:
 
 
 def floor(name: str, data: Path) -> dict:
-    """Read every member, decode the annotations, encode the 16-bit masks: the unavoidable work."""
-    start = time.perf_counter()
-    count = 0
-    for _, _, labels in REPLICAS[name].read(data):
-        masks.png16(labels)
+    """Find and read every member, decode the annotations, encode the 16-bit masks: the unavoidable work, done
+    by the builders' own functions. The images are decoded by `masks.decode_image`, as the builders do (their
+    size shapes the annotation), but timed apart: that decoding is not in the floor."""
+    start, decoding, count = time.perf_counter(), 0.0, 0
+    for _, image_name, image_bytes, labels_of in SOURCES[name].read(data):
+        started = time.perf_counter()
+        image = masks.decode_image(image_bytes, image_name)
+        decoding += time.perf_counter() - started
+        masks.png16(labels_of(image))
         count += 1
-    return {"seconds": time.perf_counter() - start, "images": count}
+    return {"seconds": time.perf_counter() - start - decoding, "image_decode_s": decoding, "images": count}
 
 
 def naive(name: str, data: Path, work: Path) -> dict:
@@ -263,8 +408,9 @@ def naive(name: str, data: Path, work: Path) -> dict:
                                   "mask": datasets.Image()})
 
     def generate(data):
-        for image_id, image_bytes, labels in REPLICAS[name].read(data):
-            yield {"image_id": image_id, "image": np.asarray(PILImage.open(io.BytesIO(image_bytes))), "mask": labels}
+        for image_id, _, image_bytes, labels_of in SOURCES[name].read(data):
+            image = PILImage.open(io.BytesIO(image_bytes))
+            yield {"image_id": image_id, "image": np.asarray(image), "mask": labels_of(image)}
 
     cache = Path(tempfile.mkdtemp(dir=work, prefix="naive-cache-"))
     target = work / f"naive-{name}.parquet"
@@ -296,10 +442,10 @@ def reading(name: str, staged: Path, work: Path) -> dict:
     import datasets
     from datasets.distributed import split_dataset_by_node
 
-    replica_ = REPLICAS[name]
+    source = SOURCES[name]
 
     def stream(**options):
-        return datasets.load_dataset(str(staged), replica_.config, split=replica_.split, streaming=True, **options)
+        return datasets.load_dataset(str(staged), source.config, split=source.split, streaming=True, **options)
 
     ids, stream_seconds = _decode_rows(stream())
     _, columns_seconds = _decode_rows(stream(columns=["image", "instance_mask"]))
@@ -331,10 +477,13 @@ def archive_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.glob("*.zip")) / 1e6
 
 
-def run_source(name: str, work: Path, tiny: bool, log) -> dict:
-    full = replica(name, work, 1.0, tiny)
-    log(f"{name}: replica in {full}")
-    result = {"published": REPLICAS[name].published, "archive_mb": archive_mb(full), "start_up_s": start_up()}
+def run_source(name: str, work: Path, tiny: bool, samples: Path | None, log) -> dict:
+    data = SOURCES[name].choose(samples)
+    full = archives(name, data, work, 1.0, tiny, samples)
+    fallback = data is not SOURCES[name].data[0]
+    log(f"{name}: {data.kind} data in {full}" + (" (its real samples were not found: replica)" if fallback else ""))
+    result = {"data": data.kind, "made_of": data.tiny if tiny else data.made_of, "archive_mb": archive_mb(full),
+              "start_up_s": start_up()}
     out = work / "hub"
     result["build"] = build(name, full, out)
     staged = out / REGISTRY[name].REPO_NAME
@@ -350,8 +499,8 @@ def run_source(name: str, work: Path, tiny: bool, log) -> dict:
     shutil.rmtree(work / "hub-np2", ignore_errors=True)
     result["scaling"] = []
     for fraction in FRACTIONS:
-        data = full if fraction == 1.0 else replica(name, work, fraction, tiny)
-        measured = result["build"] if fraction == 1.0 else build(name, data, work / "hub-scale")
+        folder = full if fraction == 1.0 else archives(name, data, work, fraction, tiny, samples)
+        measured = result["build"] if fraction == 1.0 else build(name, folder, work / "hub-scale")
         result["scaling"].append({"images": measured["rows"], "seconds": measured["seconds"], "peak_rss_mb": measured["peak_rss_mb"]})
     shutil.rmtree(work / "hub-scale", ignore_errors=True)
     log(f"{name}: done")
@@ -400,25 +549,63 @@ def targets(results: dict) -> list[tuple[str, str, str, bool]]:
     return rows
 
 
-def report(results: dict, info: dict, tiny: bool) -> str:
+def code_state() -> dict:
+    """The commit checked out and the uncommitted changes to the code a build runs (builders/, upload.py)."""
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=60).stdout
+        except OSError:
+            return ""
+
+    changed = sorted(line[3:] for line in git("status", "--porcelain", "--", "builders", "upload.py").splitlines())
+    digest = hashlib.sha256(git("diff", "HEAD", "--", "builders", "upload.py").encode())
+    for path in changed:  # untracked files too
+        if (ROOT / path).is_file():
+            digest.update((ROOT / path).read_bytes())
+    return {"commit": git("rev-parse", "HEAD").strip() or "unknown", "uncommitted": changed,
+            "digest": digest.hexdigest()}
+
+
+def describe_code(run: dict) -> str:
+    start, end = run["code"], run["code_at_end"]
+    text = f"commit `{start['commit']}`"
+    if start["uncommitted"]:
+        text += f" with uncommitted changes in {', '.join(start['uncommitted'])}"
+    if end["digest"] != start["digest"] or end["commit"] != start["commit"]:
+        text += " (**the code changed during the run**: the sources measured late may have run newer code)"
+    return text
+
+
+def report(results: dict, info: dict, run: dict, tiny: bool) -> str:
     lines = ["# Benchmark results", "",
-             f"`python benchmarks/run.py{' --tiny' if tiny else ''}` on {info['date']}: one run per source; "
-             "timings are single measurements on a noisy machine, ratios come from the same run.", "",
-             "## Machine", "", "| | |", "|---|---|"]
+             f"`python benchmarks/run.py{' --tiny' if tiny else ''}` on {info['date']}, {run['seconds'] / 60:.0f} min: "
+             "one run per source; timings are single measurements on a noisy machine, ratios come from the same run.",
+             "", f"Code measured: {describe_code(run)}.", "",
+             f"Samples folder: `{run['samples']}`"
+             + ("" if run["samples_found"] else " (**not found**: every source was built from synthetic replicas)") + ".",
+             "", "## Data", "", "What each source was built from:", "", "| source | data | made of | images | archives MB |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {name} | {r['data']} | {r['made_of']} | {r['images']} | {r['archive_mb']:.1f} |"
+              for name, r in results.items()]
+    lines += ["", "## Machine", "", "| | |", "|---|---|"]
     lines += [f"| {key} | {value} |" for key, value in info.items() if key != "date"]
     lines += ["", "## Targets", "", "| target | source | figure | met |", "|---|---|---|---|"]
     lines += [f"| {t} | {s} | {f} | {'yes' if ok else '**no**'} |" for t, s, f, ok in targets(results)]
     lines += ["", "## Build, floor and naive peer", "",
               "Build: `upload.py build` in a child process, wall time including the interpreter start-up and imports "
-              "(timed alone in the `start-up s` column); the ratio to the floor leaves the start-up out.", "",
-              "| source | replica | images | archives MB | build s | start-up s | images/s | peak RSS MB | staged MB "
-              "| floor s | (build - start-up) / floor | naive s | naive / build | naive MB |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "(timed alone in the `start-up s` column); the ratio to the floor leaves the start-up out. Floor: "
+              "finding and reading the members, decoding the annotations and encoding the 16-bit masks with the "
+              "builders' own functions; `image decode s` is `masks.decode_image` on the images, which the builders "
+              "do too (to catch corrupt files, and for the preview) but the floor leaves out.", "",
+              "| source | data | images | archives MB | build s | start-up s | images/s | peak RSS MB | staged MB "
+              "| floor s | image decode s | (build - start-up) / floor | naive s | naive / build | naive MB |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         b = r["build"]
-        lines.append(f"| {name} | {r['published']} | {r['images']} | {r['archive_mb']:.1f} | {b['seconds']:.1f} "
+        lines.append(f"| {name} | {r['data']} | {r['images']} | {r['archive_mb']:.1f} | {b['seconds']:.1f} "
                      f"| {r['start_up_s']:.1f} | {b['images_per_s']:.1f} | {b['peak_rss_mb']:.0f} | {b['staged_mb']:.1f} "
-                     f"| {r['floor']['seconds']:.1f} | {(b['seconds'] - r['start_up_s']) / r['floor']['seconds']:.2f} "
+                     f"| {r['floor']['seconds']:.1f} | {r['floor']['image_decode_s']:.1f} "
+                     f"| {(b['seconds'] - r['start_up_s']) / r['floor']['seconds']:.2f} "
                      f"| {r['naive']['seconds']:.1f} "
                      f"| {r['naive']['seconds'] / b['seconds']:.2f} | {r['naive']['output_mb']:.1f} |")
     lines += ["", "## Scaling", "", "| source | images | build s | s / image | peak RSS MB |", "|---|---|---|---|---|"]
@@ -451,25 +638,33 @@ def report(results: dict, info: dict, tiny: bool) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tiny", action="store_true", help="tiny replicas (seconds), for the tests")
-    parser.add_argument("--sources", nargs="+", choices=list(REPLICAS), default=list(REPLICAS))
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "scratch"), help="replicas and builds (kept)")
+    parser.add_argument("--tiny", action="store_true", help="a few real files and tiny replicas (seconds), for the tests")
+    parser.add_argument("--sources", nargs="+", choices=list(SOURCES), default=list(SOURCES))
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "scratch"), help="archives written and builds (kept)")
     parser.add_argument("--results", default=None, help="markdown report (default benchmarks/RESULTS.md, "
                                                         "or <out>/RESULTS.md with --tiny)")
     args = parser.parse_args(argv)
     import datasets
 
     datasets.disable_progress_bars()
-    logging.getLogger("builders").setLevel(logging.ERROR)  # replicas differ from the official counts on purpose
+    logging.getLogger("builders").setLevel(logging.ERROR)  # subsets and replicas differ from the official counts
     work = Path(args.out).resolve()
     work.mkdir(parents=True, exist_ok=True)
+    samples = real_samples.samples_folder()
+    found = samples.is_dir()
+    if not found:
+        print(f"real samples not found at {samples} (set MICROSCOPY_SAMPLES): replicas only", file=sys.stderr)
+    run = {"code": code_state(), "samples": str(samples), "samples_found": found}
+    start = time.perf_counter()
     results = {}
     for name in args.sources:
-        results[name] = run_source(name, work, args.tiny, lambda message: print(message, file=sys.stderr, flush=True))
+        results[name] = run_source(name, work, args.tiny, samples if found else None,
+                                   lambda message: print(message, file=sys.stderr, flush=True))
+    run["seconds"], run["code_at_end"] = time.perf_counter() - start, code_state()
     info = machine()
     target = Path(args.results) if args.results else (work if args.tiny else ROOT / "benchmarks") / "RESULTS.md"
-    target.write_text(report(results, info, args.tiny))
-    target.with_suffix(".json").write_text(json.dumps({"machine": info, "results": results}, indent=1) + "\n")
+    target.write_text(report(results, info, run, args.tiny))
+    target.with_suffix(".json").write_text(json.dumps({"machine": info, "run": run, "results": results}, indent=1) + "\n")
     print(f"wrote {target}")
     return 0 if all(r["reading"]["ranks_disjoint"] and r["reading"]["ranks_complete"] for r in results.values()) else 1
 

@@ -1,7 +1,6 @@
 """Shared fixtures: an isolated Hugging Face cache, the real samples, fake Aitslab archives and builds."""
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -121,34 +120,14 @@ def built(result, out: Path, repo: str) -> Path:
     return out / repo
 
 
-# The 37 images of the original NucleusSegData release by the author's numbering (samples README):
-# set folder -> author numbers; the lab's trN / hepg2_tsN / huh7_tsN numbering is not published, so
-# they are numbered in this order.
-NSD_ORIGINAL = {
-    "TrainingSet": ("tr", "tr_ann", (1, 3, 7, 15, 23, 27, 28, 33, 35, 39)),
-    "HepG2TestSet": ("hepg2_ts", "hepg2_ts_ann", (2, 4, 5, 6, 11, 12, 13, 14, 16, 17, 18, 19, 20, 21, 24, 25)),
-    "Huh7TestSet": ("huh7_ts", "huh7_ts_ann", (26, 29, 30, 31, 32, 34, 36, 37, 38, 40, 41)),
-}
-AITSLAB_SPLIT_LISTS = {"train": "train.txt", "validation": "dev.txt", "test": "test.txt"}
-
-
 @pytest.fixture(scope="session")
 def aitslab_real(samples, tmp_path_factory):
     """All 50 real Aitslab images and annotations as the three Zenodo trees (`<split>_nuclei/images`,
     `.../annotations/<stem>_objects.png`), split by the kreshuklab lists: (upstream folder, stems per split)."""
-    from builders.aitslab_bioimaging1 import ARCHIVES
+    from builders.fakes.real_samples import write_aitslab
 
-    real = samples / "aitslab_bioimaging1"
     upstream = tmp_path_factory.mktemp("aitslab-real")
-    stems = {}
-    for split, listing in AITSLAB_SPLIT_LISTS.items():
-        stems[split] = (real / "splits_kreshuklab_model_ranking" / listing).read_text().split()
-        top = upstream / ARCHIVES[split].folder
-        (top / "images").mkdir(parents=True)
-        (top / "annotations").mkdir()
-        for stem in stems[split]:
-            shutil.copy(real / "images_normalized_prepublication" / f"{stem}.png", top / "images" / f"{stem}.png")
-            shutil.copy(real / "annotations_prepublication" / f"{stem}.png", top / "annotations" / f"{stem}_objects.png")
+    stems = write_aitslab(samples, upstream)
     return upstream, stems
 
 
@@ -164,16 +143,10 @@ def aitslab_real_staged(aitslab_real, tmp_path_factory):
 def nsd_real(samples, tmp_path_factory):
     """The 37 real pairs of the original release as the lab's extracted `NucleusSegData/` tree:
     (upstream folder, {image stem: author number})."""
-    real = samples / "nucleussegdata" / "dataset"
+    from builders.fakes.real_samples import write_nsd
+
     upstream = tmp_path_factory.mktemp("nsd-real")
-    numbers = {}
-    for folder, (prefix, annotation, members) in NSD_ORIGINAL.items():
-        target = upstream / "NucleusSegData" / folder
-        target.mkdir(parents=True)
-        for n, number in enumerate(members, start=1):
-            shutil.copy(real / "images" / f"{number}.jpg", target / f"{prefix}{n}.jpg")
-            shutil.copy(real / "annotations" / str(number), target / f"{annotation}{n}")
-            numbers[f"{prefix}{n}"] = number
+    numbers = write_nsd(samples, upstream)
     return upstream, numbers
 
 
