@@ -1,7 +1,7 @@
 """Benchmarks on the real data where it exists, full-size replicas elsewhere: build, floor, naive peer, scaling, streaming.
 
     python benchmarks/run.py                         # full size, every source; writes benchmarks/RESULTS.md
-                                                     # (about 25 min, plus about 10 min to write the data the first time)
+                                                     # (about 16 min, plus about 13 min to write the data the first time)
     python benchmarks/run.py --tiny --out /tmp/b     # a few real files and tiny replicas, seconds (run by the tests)
     python benchmarks/run.py --sources nucls         # one source
 
@@ -290,9 +290,10 @@ SOURCES = {
     )),
     "nucls": Source(read_nucls, "all", "train", (
         Data("qc", write_nucls_qc,
-             "replica from the real QC database (`write_from_qc`): the 1,744 real FOV names and sizes and their nuclei "
-             "(boxes, annotation types, raw classes; 59,541 rows) and the authors' fold files, with synthetic "
-             "H&E-like pixels (noise in 2-px squares); no real NuCLS pixels are available",
+             "replica from the real QC database (`write_from_qc`): the 1,744 real FOV names and sizes (median "
+             "355x354 px, 257 to 876 px a side) with their 59,485 nuclei (boxes, annotation types, raw classes) and "
+             "the authors' fold files, with synthetic H&E-like pixels (noise in 2-px squares); no real NuCLS pixels "
+             "are available",
              "replica from the real QC database: 4 FOVs of each of 5 slides (one per test fold), real sizes and nuclei",
              (NUCLS_QC, NUCLS_FOLDS)),
         Data("replica", write_nucls_replica,
@@ -483,7 +484,7 @@ def run_source(name: str, work: Path, tiny: bool, samples: Path | None, log) -> 
     fallback = data is not SOURCES[name].data[0]
     log(f"{name}: {data.kind} data in {full}" + (" (its real samples were not found: replica)" if fallback else ""))
     result = {"data": data.kind, "made_of": data.tiny if tiny else data.made_of, "archive_mb": archive_mb(full),
-              "start_up_s": start_up()}
+              "load_at_start": os.getloadavg(), "start_up_s": start_up()}
     out = work / "hub"
     result["build"] = build(name, full, out)
     staged = out / REGISTRY[name].REPO_NAME
@@ -503,7 +504,8 @@ def run_source(name: str, work: Path, tiny: bool, samples: Path | None, log) -> 
         measured = result["build"] if fraction == 1.0 else build(name, folder, work / "hub-scale")
         result["scaling"].append({"images": measured["rows"], "seconds": measured["seconds"], "peak_rss_mb": measured["peak_rss_mb"]})
     shutil.rmtree(work / "hub-scale", ignore_errors=True)
-    log(f"{name}: done")
+    result["load_at_end"] = os.getloadavg()
+    log(f"{name}: done (load average {' / '.join(f'{v:.1f}' for v in result['load_at_end'])})")
     return result
 
 
@@ -589,6 +591,10 @@ def report(results: dict, info: dict, run: dict, tiny: bool) -> str:
               for name, r in results.items()]
     lines += ["", "## Machine", "", "| | |", "|---|---|"]
     lines += [f"| {key} | {value} |" for key, value in info.items() if key != "date"]
+    lines += ["", "Load average (1 / 5 / 15 min) at the start and the end of each source: the benchmark alone keeps "
+                  "about 1 (2 during `--num-proc 2`); more means other work shared the cores.", ""]
+    lines += [f"- {name}: {' / '.join(f'{v:.1f}' for v in r['load_at_start'])} at the start, "
+              f"{' / '.join(f'{v:.1f}' for v in r['load_at_end'])} at the end" for name, r in results.items()]
     lines += ["", "## Targets", "", "| target | source | figure | met |", "|---|---|---|---|"]
     lines += [f"| {t} | {s} | {f} | {'yes' if ok else '**no**'} |" for t, s, f, ok in targets(results)]
     lines += ["", "## Build, floor and naive peer", "",
@@ -654,7 +660,8 @@ def main(argv=None) -> int:
     found = samples.is_dir()
     if not found:
         print(f"real samples not found at {samples} (set MICROSCOPY_SAMPLES): replicas only", file=sys.stderr)
-    run = {"code": code_state(), "samples": str(samples), "samples_found": found}
+    shown = os.path.relpath(samples, ROOT) if ROOT.parent in samples.resolve().parents else str(samples)
+    run = {"code": code_state(), "samples": shown, "samples_found": found}
     start = time.perf_counter()
     results = {}
     for name in args.sources:
