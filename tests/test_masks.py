@@ -89,7 +89,7 @@ def test_polygons_lie_in_the_bbox_and_rasterise_to_the_object():
             assert points[:, 1].min() >= y and points[:, 1].max() <= y + h
         pixels = labels == obj["instance_id"]
         assert masks.iou(centre_raster(obj["polygons"], labels.shape), pixels) >= masks.MIN_OUTLINE_IOU
-        assert masks.outline_iou(labels, obj["instance_id"], obj["polygons"]) >= masks.MIN_OUTLINE_IOU
+        assert masks.outline_iou(labels, obj["instance_id"], obj["polygons"], obj["bbox"]) >= masks.MIN_OUTLINE_IOU
 
 
 def test_outlines_are_compact_and_lossless_only_where_simplifying_would_lose_pixels():
@@ -126,7 +126,7 @@ def test_two_blocks_touching_at_a_corner_get_one_polygon_each():
     (obj,) = masks.objects_from_labels(labels)
     assert len(obj["polygons"]) == 2 and obj["area"] == 32
     assert np.array_equal(centre_raster(obj["polygons"], labels.shape), labels == 1)  # IoU 1.0
-    assert masks.outline_iou(labels, 1, obj["polygons"]) == 1.0
+    assert masks.outline_iou(labels, 1, obj["polygons"], obj["bbox"]) == 1.0
 
 
 def test_a_ring_shaped_object_is_outlined_with_its_hole_filled_and_parts_apart_each_outlined():
@@ -140,7 +140,46 @@ def test_a_ring_shaped_object_is_outlined_with_its_hole_filled_and_parts_apart_e
     covered = centre_raster(ring_cell["polygons"], labels.shape)
     assert masks.iou(covered, masks.fill_holes(labels == 1)) >= masks.MIN_OUTLINE_IOU  # the hole is not cut out
     assert covered[1:4, 30:38].mean() >= masks.MIN_OUTLINE_IOU  # the part apart has its own polygon
-    assert masks.outline_iou(labels, 1, ring_cell["polygons"]) >= masks.MIN_OUTLINE_IOU
+    assert masks.outline_iou(labels, 1, ring_cell["polygons"], ring_cell["bbox"]) >= masks.MIN_OUTLINE_IOU
+
+
+def test_non_contiguous_ids_are_refused():
+    labels = np.zeros((4, 4), dtype=np.uint16)
+    labels[0, 0], labels[2, 2] = 1, 3
+    with pytest.raises(ValueError, match="label 2"):
+        masks.objects_from_labels(labels)
+    assert masks.relabel_sequential(labels).max() == 2
+
+
+def test_png16_round_trips_exactly_as_a_16_bit_png():
+    labels = np.zeros((5, 7), dtype=np.uint16)
+    labels[1, 2], labels[4, 6], labels[0, 0] = 1, 65000, 300
+    data = masks.png16(labels)
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    image = PILImage.open(io.BytesIO(data))
+    assert image.mode == "I;16" and image.format == "PNG"
+    assert np.array_equal(np.asarray(image), labels)
+
+
+def test_preview_is_a_small_rgb_jpeg_with_coloured_outlines():
+    labels = ellipse_labels(shape=(64, 80))
+    image = PILImage.fromarray(np.full(labels.shape, 40, dtype=np.uint8))
+    data = masks.preview_jpeg(image, labels)
+    preview = PILImage.open(io.BytesIO(data))
+    assert preview.format == "JPEG" and preview.mode == "RGB" and preview.size == (80, 64)
+    pixels = np.asarray(preview).astype(int)
+    outline = labels > 0
+    assert np.abs(pixels[outline] - pixels[outline][:, :1]).max() > 60  # coloured, not grey
+    big = PILImage.fromarray(np.zeros((1200, 1600), dtype=np.uint16) + 700)
+    small = PILImage.open(io.BytesIO(masks.preview_jpeg(big, np.zeros((1200, 1600), dtype=np.uint16))))
+    assert small.size == (512, 384) and small.mode == "RGB"
+
+
+def test_truncated_image_raises_an_error_naming_the_file():
+    buffer = io.BytesIO()
+    PILImage.fromarray(np.arange(4096, dtype=np.uint8).reshape(64, 64)).save(buffer, format="PNG")
+    with pytest.raises(BuildError, match=r"x/broken\.png: not a readable image"):
+        masks.decode_image(buffer.getvalue()[:60], "x/broken.png")
 
 
 def test_a_hole_open_only_at_a_corner_is_filled_before_tracing():
