@@ -27,7 +27,6 @@ import pyarrow.parquet as pq
 from datasets.info import DatasetInfosDict
 from huggingface_hub import DatasetCard
 from PIL import Image as PILImage
-from scipy import ndimage
 
 from . import masks
 from .cards import metadata_problems, split_files
@@ -131,25 +130,23 @@ def object_problems(labels: np.ndarray, objects: list[dict]) -> list[str]:
     if int(labels.max(initial=0)) > len(objects):
         return [f"instance_mask holds id {int(labels.max())} but there are {len(objects)} objects"]
     height, width = labels.shape
-    areas = np.bincount(labels.ravel(), minlength=len(objects) + 1)
-    boxes = ndimage.find_objects(labels, max_label=len(objects)) if len(objects) else []
     problems = []
-    for k, (obj, box) in enumerate(zip(objects, boxes), start=1):
+    for k, (obj, (box, area)) in enumerate(zip(objects, masks.pixel_boxes(labels, len(objects))), start=1):
         what = f"object {k}"
         if obj["instance_id"] != k:
             problems.append(f"{what}: instance_id {obj['instance_id']}, expected {k}")
-        if obj["area"] != areas[k]:
-            problems.append(f"{what}: area {obj['area']} but the mask has {int(areas[k])} pixels of id {k}")
-        if box is not None:
-            expected = [box[1].start, box[0].start, box[1].stop - box[1].start, box[0].stop - box[0].start]
-            if list(obj["bbox"]) != expected:
-                problems.append(f"{what}: bbox {list(obj['bbox'])} but the mask's pixels span {expected}")
-        rings = [np.asarray(ring, dtype=np.float64).reshape(-1, 2) for ring in obj["polygons"] or []]
-        if any(len(ring) < 3 for ring in rings) or any(len(r) % 2 for r in obj["polygons"] or []):
+        if obj["area"] != area:
+            problems.append(f"{what}: area {obj['area']} but the mask has {area} pixels of id {k}")
+        if box is not None and list(obj["bbox"]) != box:
+            problems.append(f"{what}: bbox {list(obj['bbox'])} but the mask's pixels span {box}")
+        polygons = obj["polygons"] or []
+        if any(len(ring) < 6 or len(ring) % 2 for ring in polygons):
             problems.append(f"{what}: a polygon with fewer than 3 points or an odd number of coordinates")
-        elif any(((ring < 0) | (ring > (width, height))).any() for ring in rings):
+            continue
+        rings = [np.asarray(ring, dtype=np.float64).reshape(-1, 2) for ring in polygons]
+        if any(((ring < 0) | (ring > (width, height))).any() for ring in rings):
             problems.append(f"{what}: a polygon point lies outside the {width}x{height} image")
-        elif areas[k] >= MIN_IOU_AREA and (overlap := masks.outline_iou(labels, k, obj["polygons"])) < MIN_IOU:
+        elif area >= MIN_IOU_AREA and (overlap := masks.outline_iou(labels, k, polygons, box)) < MIN_IOU:
             problems.append(f"{what}: its polygons cover its mask pixels with IoU {overlap:.2f} (< {MIN_IOU})")
     return problems
 

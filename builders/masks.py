@@ -121,18 +121,19 @@ def outline_polygons(binary: np.ndarray, x0: int = 0, y0: int = 0) -> list[list[
     return rings
 
 
-def outline_iou(labels: np.ndarray, k: int, rings: list) -> float:
+def outline_iou(labels: np.ndarray, k: int, rings: list, bbox: list) -> float:
     """IoU between the pixels inside the COCO `rings` of object k (centre rule, pixel-edge frame) and its pixels
-    in `labels`, holes filled; pixels of other objects count for neither (NuCLS: nuclei painted over this one)."""
+    in `labels`, holes filled; pixels of other objects count for neither (NuCLS: nuclei painted over this one).
+    `bbox`: the COCO box of object k's pixels (only the region it and the rings span is looked at)."""
     points = np.concatenate([np.asarray(r, dtype=np.float64).reshape(-1, 2) for r in rings] or [np.zeros((0, 2))])
-    rows, cols = np.nonzero(labels == k)
-    if not len(points) or not len(rows):
+    if not len(points):
         return 0.0
     height, width = labels.shape
-    x0 = max(0, min(int(np.floor(points[:, 0].min())), int(cols.min())))
-    y0 = max(0, min(int(np.floor(points[:, 1].min())), int(rows.min())))
-    x1 = min(width, max(int(np.ceil(points[:, 0].max())), int(cols.max()) + 1))
-    y1 = min(height, max(int(np.ceil(points[:, 1].max())), int(rows.max()) + 1))
+    bx, by, bw, bh = (int(v) for v in bbox)
+    x0 = max(0, min(int(np.floor(points[:, 0].min())), bx))
+    y0 = max(0, min(int(np.floor(points[:, 1].min())), by))
+    x1 = min(width, max(int(np.ceil(points[:, 0].max())), bx + bw))
+    y1 = min(height, max(int(np.ceil(points[:, 1].max())), by + bh))
     crop = labels[y0:y1, x0:x1]
     inside = np.zeros(crop.shape, dtype=bool)
     for ring in rings:

@@ -64,3 +64,21 @@ def test_check_reports_card_metadata_the_hub_would_refuse(copy):
     edit_readme(copy, "- object-detection", "- cell-detection")
     report = check_repo(str(copy), load=False)
     assert f"{copy / 'README.md'}: task_categories: 'cell-detection' is not one of the Hub's values" in report.errors
+
+
+def test_object_records_that_disagree_with_the_mask_are_named_not_a_crash():
+    import numpy as np
+
+    from builders.check import object_problems
+    from builders.masks import objects_from_labels
+
+    labels = np.zeros((8, 8), dtype=np.uint16)
+    labels[2:5, 1:7] = 1
+    (good,) = objects_from_labels(labels)
+    assert object_problems(labels, [good]) == []
+    odd = {**good, "polygons": [good["polygons"][0][:-1]]}  # an odd number of coordinates
+    assert object_problems(labels, [odd]) == ["object 1: a polygon with fewer than 3 points or an odd number of coordinates"]
+    moved = {**good, "area": good["area"] + 5, "bbox": [good["bbox"][0] + 3, *good["bbox"][1:]]}
+    assert object_problems(labels, [moved]) == ["object 1: area 23 but the mask has 18 pixels of id 1",
+                                                "object 1: bbox [4.0, 2.0, 6.0, 3.0] but the mask's pixels span "
+                                                "[1.0, 2.0, 6.0, 3.0]"]
