@@ -91,7 +91,8 @@ def _check_file(path: str, parquet: pq.ParquetFile, report: Report) -> None:
 
 
 def first_rows_json_bytes(files: list[str], rows: int = FIRST_ROWS) -> int:
-    """Bytes of a split's first `rows` rows, without their image columns, serialised to JSON."""
+    """Bytes of a split's first `rows` rows, without their image columns, serialised to JSON as the Hub viewer
+    measures them (orjson: UTF-8, no spaces)."""
     found = []
     for path in files:
         parquet = pq.ParquetFile(path)
@@ -102,7 +103,7 @@ def first_rows_json_bytes(files: list[str], rows: int = FIRST_ROWS) -> int:
             break
         if len(found) >= rows:
             break
-    return len(json.dumps(found, default=str).encode())
+    return len(json.dumps(found, default=str, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 def row_problems(path: str, parquet: pq.ParquetFile) -> list[str]:

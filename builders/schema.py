@@ -2,9 +2,11 @@
 
 Core columns: `image_id`, `image`, `instance_mask`, `objects`, `preview`; each object record starts
 with `instance_id`, `bbox`, `area`, `polygons` (COCO polygons in the pixel-edge frame, see `masks`).
-No field may be a fixed-size list that can be null: pyarrow before 26 cannot read one (`null_fixed_lists`). Sources append their own columns and object fields
-after the core ones with `features(...)`; `core_view(...)` drops them again so that any built
-source concatenates with any other.
+No field may be a fixed-size list that can be null: pyarrow before 26 cannot read one. So a source may not
+declare one (`features` refuses it; the core `bbox` is one, never null), and the build and `check` refuse a
+shard holding one (`null_fixed_list_problem`). Sources append their own columns and object fields after the
+core ones with `features(...)`; `core_view(...)` drops them again so that any built source concatenates with
+any other.
 """
 
 from __future__ import annotations
@@ -28,6 +30,11 @@ def features(extra_columns: dict | None = None, extra_object_fields: dict | None
     clash = (set(extra_columns) & set(CORE_COLUMNS)) | (set(extra_object_fields) & set(CORE_OBJECT_FIELDS))
     if clash:
         raise ValueError(f"a source may not redefine core fields: {sorted(clash)}")
+    declared = {**extra_columns, **{f"objects.{name}": feature for name, feature in extra_object_fields.items()}}
+    for name, feature in declared.items():
+        if _has_fixed_list(datasets.Features({"x": feature}).arrow_schema.field("x").type):
+            raise ValueError(f"{name}: a fixed-size list can be null, which pyarrow before 26 cannot read; "
+                             "declare nullable scalars (as fluocells' dot_x, dot_y) or a variable-length list")
     columns = {
         "image_id": datasets.Value("string"),
         "image": datasets.Image(),

@@ -266,3 +266,9 @@ def test_a_16_bit_binary_mask_reads_like_its_8_bit_twin(values, expected, monkey
 def test_a_16_bit_mask_with_other_values_is_an_error_naming_them(values, shown):
     with pytest.raises(BuildError, match=rf"^m.png: PIL mode I;16 mask with values {re.escape(shown)};"):
         read_binary_mask(png_bytes(np.array([values], np.uint16)), "m.png", (len(values), 1))
+
+
+def test_the_staged_repo_fits_the_first_rows_budget_and_its_outlines_match_the_masks(staged_8bit):
+    from test_objects import assert_publishable
+
+    assert_publishable(staged_8bit[0])

@@ -186,3 +186,9 @@ def test_the_staged_rows_have_the_real_sizes_and_nuclei(nucls_real, nucls_real_s
         assert classes == expected["classes"]
         kinds.update(c[3] for c in classes)
     assert set(kinds) == {"polyline", "rectangle", "point"}
+
+
+def test_the_staged_repo_fits_the_first_rows_budget_and_its_outlines_match_the_masks(nucls_real_staged):
+    from test_objects import assert_publishable
+
+    assert_publishable(nucls_real_staged)
