@@ -75,11 +75,28 @@ def _print_report(path, report) -> None:
     print(f"{_shown(path)}: {'OK' if report.ok else f'{len(report.errors)} problem(s)'}")
 
 
+def _error(exc: BaseException) -> str:
+    """The one `error:` line for a failure: our BuildError's message as it is, anything else with its type."""
+    from builders.errors import find_build_error
+
+    cause = find_build_error(exc)
+    return f"error: {cause}" if cause is not None else f"error: {type(exc).__name__}: {exc}"
+
+
 def cmd_build(args) -> int:
-    for source in list(_registry()) if args.all else args.sources:
-        _build(source, out=args.out, data_dir=args.data_dir, configs=args.config,
-               num_proc=args.num_proc, verify=not args.no_verify)
-    return 0
+    sources = list(_registry()) if args.all else args.sources
+    failed = []
+    for source in sources:
+        try:
+            _build(source, out=args.out, data_dir=args.data_dir, configs=args.config,
+                   num_proc=args.num_proc, verify=not args.no_verify)
+        except Exception as exc:  # one source failing does not stop the others
+            print(_error(exc), file=sys.stderr)
+            failed.append(source)
+    if failed and len(sources) > 1:
+        print(f"error: {len(failed)} of {len(sources)} sources failed: {', '.join(failed)} "
+              f"(the others are staged)", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def cmd_push(args) -> int:
@@ -160,6 +177,7 @@ def _build_options(command, config: bool = True) -> None:
     command.add_argument("--num-proc", type=int, default=None, metavar="N", help="build with N processes")
     command.add_argument("--no-verify", action="store_true",
                          help="turn checksum, pairing and official-count mismatches into warnings")
+    command.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -196,6 +214,7 @@ def parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="offline demo: fake archives -> build -> check for every source",
                                description="Write small fake archives in the exact upstream layouts, build and check them.")
     demo.add_argument("--out", default="demo", metavar="DIR", help="demo folder (default: demo/)")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(run=cmd_demo)
     return top
 
@@ -228,20 +247,21 @@ def main(argv=None) -> int:
                     validate_repo_id(f"{args.org}/{args.repo_name or _registry()[source].REPO_NAME}")
                 except HFValidationError as exc:
                     top.error(f"push: --org/--repo-name do not make a valid repo id ({exc})")
+    out = getattr(args, "out", None)
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        top.error(f"{args.command}: --out {out} is a file; give a folder (it is created if missing)")
     _setup_logging()
-    from builders.errors import find_build_error
+    if getattr(args, "quiet", False):
+        import datasets
 
+        datasets.disable_progress_bars()
     try:
         return args.run(args)
     except KeyboardInterrupt:
         print("error: interrupted; nothing was left half-written", file=sys.stderr)
         return 1
     except Exception as exc:
-        cause = find_build_error(exc)
-        if cause is not None:
-            print(f"error: {cause}", file=sys.stderr)
-        else:
-            print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(_error(exc), file=sys.stderr)
         return 1
 
 

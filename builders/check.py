@@ -31,7 +31,7 @@ from PIL import Image as PILImage
 from . import masks
 from .cards import metadata_problems, split_files
 from .schema import null_fixed_list_problem
-from .staging import row_group_problems
+from .staging import no_progress_bars, row_group_problems
 
 SPLIT_WARN_BYTES = 5_000_000_000
 MIN_IOU, MIN_IOU_AREA = 0.9, 30  # outlines must agree with the mask this well, for objects this large
@@ -166,8 +166,14 @@ def check_repo(repo: str, load: bool = True) -> Report:
     """Validate the staged repo folder `repo`; with `load`, also load and stream every config."""
     report = Report()
     readme = os.path.join(repo, "README.md")
+    if not os.path.isdir(repo):
+        report.errors.append(f"{repo}: no such folder")
+        return report
     if not os.path.isfile(readme):
-        report.errors.append(f"{repo}: no README.md")
+        below = sorted(os.path.dirname(p) for pattern in ("*/README.md", "*/*/README.md")
+                       for p in glob.glob(os.path.join(repo, pattern)))
+        hint = f"; staged repos below it: {', '.join(below)}" if below else ""
+        report.errors.append(f"{repo}: not a staged repo (no README.md card){hint}")
         return report
     try:
         card = DatasetCard.load(readme)
@@ -240,7 +246,7 @@ def check_repo(repo: str, load: bool = True) -> Report:
 
 
 def _check_loads(repo: str, config: str, report: Report) -> None:
-    with tempfile.TemporaryDirectory(prefix="check-cache-") as cache:
+    with tempfile.TemporaryDirectory(prefix="check-cache-") as cache, no_progress_bars():
         try:
             loaded = datasets.load_dataset(repo, config, cache_dir=cache)
             for split, ds in loaded.items():

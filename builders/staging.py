@@ -131,6 +131,18 @@ def _inside(folder: str):
         os.chdir(previous)
 
 
+@contextlib.contextmanager
+def no_progress_bars():
+    """`datasets` progress bars off inside the block (as they were after it)."""
+    was_enabled = datasets.utils.logging.is_progress_bar_enabled()
+    datasets.utils.logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            datasets.utils.logging.enable_progress_bar()
+
+
 def _prepare_config(builder_cls, config_name, scratch, repo_dir, data_dir, num_proc, verify, folder=None) -> ConfigResult:
     builder = builder_cls(
         config_name=config_name,
@@ -140,7 +152,9 @@ def _prepare_config(builder_cls, config_name, scratch, repo_dir, data_dir, num_p
         verify=verify,
     )
     build_dir = os.path.join(scratch, "build", config_name)
-    with _inside(os.path.join(scratch, "cwd")):
+    # Parts (NuCLS) are internal splits: their bars would show names no user knows.
+    bars = no_progress_bars() if config_name == builder_cls.PARTS_CONFIG else contextlib.nullcontext()
+    with _inside(os.path.join(scratch, "cwd")), bars:
         builder.download_and_prepare(
             build_dir,
             file_format="parquet",

@@ -1,6 +1,7 @@
 """The command line: exit codes, messages, list and the offline demo."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +54,35 @@ def test_check_command_exit_codes(tmp_path, aitslab_staged):
     assert broken.returncode == 1 and "no README.md" in broken.stderr
 
 
+def test_check_on_a_folder_that_is_not_a_repo_says_so_and_names_the_repos_below_it(tmp_path, aitslab_staged):
+    missing = run("check", str(tmp_path / "nowhere"))
+    assert missing.returncode == 1 and f"error: {tmp_path / 'nowhere'}: no such folder" in missing.stderr
+    above = run("check", str(aitslab_staged.parent))
+    assert above.returncode == 1 and "Traceback" not in above.stderr
+    assert (f"error: {aitslab_staged.parent}: not a staged repo (no README.md card); staged repos below it: "
+            f"{aitslab_staged}") in above.stderr
+
+
+def test_out_pointing_at_a_file_is_a_usage_error(tmp_path):
+    (tmp_path / "hub").write_text("not a folder")
+    for command in (["build", "nucls"], ["demo"]):
+        result = run(*command, "--out", str(tmp_path / "hub"))
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert f"--out {tmp_path / 'hub'} is a file; give a folder" in result.stderr
+        assert "FileExistsError" not in result.stderr
+
+
+def test_build_all_builds_what_it_can_and_lists_the_failures(tmp_path, aitslab_fake):
+    result = run("build", "--all", "--no-verify", "--quiet", "--data-dir", str(aitslab_fake[0]), "--out", str(tmp_path))
+    assert result.returncode == 1
+    assert (tmp_path / "aitslab-bioimaging1" / "README.md").is_file()
+    others = [s for s in REGISTRY if s != "aitslab-bioimaging1"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["aitslab-bioimaging1"]  # nothing half-written
+    assert result.stderr.count("\nerror: --data-dir") + result.stderr.startswith("error: --data-dir") == len(others)
+    assert f"error: {len(others)} of {len(REGISTRY)} sources failed: {', '.join(others)}" in result.stderr
+    assert "Generating" not in result.stderr  # --quiet: no progress bars
+
+
 def test_demo_runs_offline_and_prints_how_to_load(tmp_path):
     result = run("demo", "--out", "demo_out", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -64,3 +94,8 @@ def test_demo_runs_offline_and_prints_how_to_load(tmp_path):
     assert (tmp_path / "demo_out" / "hub" / "nucleussegdata" / "original" / "train-00000-of-00001.parquet").is_file()
     assert "load_dataset('demo_out/hub/nucleussegdata', 'original')" in result.stdout
     assert result.stdout.count(": OK") == len(REGISTRY)
+    # At most one progress bar per split built (none from the checks' loads), and no internal part names.
+    bars = re.findall(r"Generating \S+ split: (?:0 examples|\s*0%)", result.stderr)  # each bar's first state
+    assert "part_" not in result.stderr and "part_" not in result.stdout
+    built = sum(1 for _ in (tmp_path / "demo_out" / "hub").glob("*/*/*-00000-of-*.parquet"))
+    assert 0 < len(bars) <= built
