@@ -37,12 +37,19 @@ def _registry():
     return REGISTRY
 
 
+class _Prefixed(logging.Formatter):
+    """`warning: ...` for the builders' warnings; notes (which archive a build used) as they are."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return ("warning: " if record.levelno >= logging.WARNING else "") + record.getMessage()
+
+
 def _setup_logging() -> None:
     import datasets
 
     datasets.logging.set_verbosity_error()
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("warning: %(message)s"))
+    handler.setFormatter(_Prefixed())
     log = logging.getLogger("builders")
     log.handlers[:] = [handler]
     log.setLevel(logging.INFO)

@@ -48,6 +48,28 @@ def sha256_of(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def fingerprint(tree: "Tree") -> str:
+    """Identity of an archive copy: its file's SHA-256, or for an extracted folder a hash of its member
+    names and sizes (a copy of another archive's folder has the same)."""
+    if not tree.is_dir:
+        return tree.sha256 or sha256_of(tree.path)
+    listing = "\n".join(f"{name}\t{os.path.getsize(os.path.join(tree.path, name))}" for name in tree.files)
+    return "folder:" + hashlib.sha256(listing.encode()).hexdigest()
+
+
+def same_copies(used: dict) -> str | None:
+    """An error message if two archives were built from identical copies ({archive name: (path, fingerprint)}),
+    as when one file was copied in under the other's name: their splits or configs would be the same data."""
+    first = {}
+    for name, (path, mark) in sorted(used.items()):
+        if mark in first and first[mark][0] != name:
+            other, other_path = first[mark]
+            return (f"{path}: identical to {other_path}, but {name} and {other} are different archives "
+                    f"(one was probably copied in under the other's name)")
+        first.setdefault(mark, (name, path))
+    return None
+
+
 def _safe_member(name: str, container: str) -> str:
     path = PurePosixPath(name.replace("\\", "/"))
     if path.is_absolute() or ".." in path.parts or (path.parts and path.parts[0].endswith(":")):
@@ -115,14 +137,19 @@ class Tree:
 
 
 def _search(root: str, name: str, want_dir: bool, holding: tuple = ()) -> str | None:
-    """The first file (or folder holding all of `holding` at any depth) named `name` below `root`."""
+    """The file (or folder holding all of `holding` at any depth) named `name` below `root`. Of several files
+    of that name, the shallowest (then first in sorted order) if they are identical, else an error listing them."""
+    found = []
     for current, dirs, files in os.walk(root):
-        dirs.sort()  # deterministic: the first match in sorted order wins
+        dirs.sort()
         if want_dir and name in dirs and _holds(os.path.join(current, name), holding):
             return os.path.join(current, name)
         if not want_dir and name in files:
-            return os.path.join(current, name)
-    return None
+            found.append(os.path.join(current, name))
+    if len(found) > 1 and len({(os.path.getsize(p), sha256_of(p)) for p in found}) > 1:
+        raise BuildError(f"--data-dir {root}: {len(found)} different files named {name} ({', '.join(found)}); "
+                         f"keep the one to build from")
+    return found[0] if found else None
 
 
 def _holds(folder: str, names: tuple) -> bool:

@@ -16,8 +16,8 @@ import datasets
 import numpy as np
 
 from . import masks, schema
-from .archives import Archive, Tree, locate
-from .errors import warn
+from .archives import Archive, Tree, fingerprint, locate, same_copies
+from .errors import BuildError, note, warn
 
 VERSION = "1.0.0"
 MAX_ROW_GROUP_BYTES = 100_000_000  # the Hub viewer scans at most 300 MB per request
@@ -80,6 +80,7 @@ class SegmentationBuilder(datasets.GeneratorBasedBuilder):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.used_archives = {}  # archive name -> sha256 of the copy used (None: an extracted folder)
+        self.used_copies = {}  # archive name -> (path, archives.fingerprint) of the copy used
         self.layout = {}  # PARTS_CONFIG builders: config -> split -> parts
 
     def __init_subclass__(cls, **kwargs):
@@ -115,6 +116,11 @@ class SegmentationBuilder(datasets.GeneratorBasedBuilder):
         others = {name for other in self.ARCHIVES.values() if other != archive for name in (other.name, other.folder)}
         tree = locate(dl_manager, archive, self.verify, exclude=others)
         self.used_archives[archive.name] = tree.sha256  # None: an extracted folder
+        self.used_copies[archive.name] = (tree.path, fingerprint(tree))
+        note(f"{archive.name}: using {tree.path}" + (f" (sha256 {tree.sha256})" if tree.sha256 else " (extracted folder)"))
+        problem = same_copies(self.used_copies)
+        if problem:
+            raise BuildError(problem)
         return tree
 
     @staticmethod

@@ -2,7 +2,8 @@
 
 Every problem with the input data raises `BuildError` with a message that names the file and
 what is wrong; the CLI prints it and exits with code 1. Problems that `--no-verify` downgrades
-go through `warn`, which logs on the `builders` logger.
+go through `warn`, and facts worth showing (which archive a build used) through `note`; both log on the
+`builders` logger.
 """
 
 import logging
@@ -16,6 +17,11 @@ class BuildError(Exception):
 
 def warn(message: str) -> None:
     log.warning(message)
+
+
+def note(message: str) -> None:
+    """Information the user should see (which file a build used), not a problem."""
+    log.info(message)
 
 
 def check_or_warn(ok: bool, message: str, verify: bool) -> None:

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from datasets.download import DownloadConfig
 
 from . import cards, schema
+from .archives import same_copies
 from .base import MAX_ROW_GROUP_BYTES, split_total
 from .errors import BuildError, check_or_warn, find_build_error, warn
 
@@ -45,6 +46,7 @@ class ConfigResult:
     counts: dict = field(default_factory=dict)  # split -> (images, objects)
     empty: dict = field(default_factory=dict)  # split -> labelled images without objects
     used_archives: dict = field(default_factory=dict)  # archive name -> sha256 of the copy built (None: extracted)
+    used_copies: dict = field(default_factory=dict)  # archive name -> (path, archives.fingerprint)
     layout: dict = field(default_factory=dict)  # PARTS_CONFIG builds: config -> split -> parts
 
 
@@ -163,6 +165,7 @@ def _prepare_config(builder_cls, config_name, scratch, repo_dir, data_dir, num_p
         )
     folder = folder or config_folder(config_name)
     result = ConfigResult(config_name, folder, builder.info.copy(), [], used_archives=dict(builder.used_archives),
+                          used_copies=dict(builder.used_copies),
                           layout=builder.layout)
     written = []
     for split in builder.info.splits:
@@ -201,7 +204,8 @@ def _configs_from_parts(parts: ConfigResult, configs: list[str], repo_dir: str, 
     for name in configs:
         info = parts.info.copy()
         info.config_name, info.splits = name, datasets.SplitDict()
-        result = ConfigResult(name, parts.folder, info, [], used_archives=parts.used_archives)
+        result = ConfigResult(name, parts.folder, info, [], used_archives=parts.used_archives,
+                              used_copies=parts.used_copies)
         for split, members in parts.layout[name].items():
             images = sum(parts.counts[m][0] for m in members)
             result.counts[split] = (images, sum(parts.counts[m][1] for m in members))
@@ -281,6 +285,9 @@ def build(builder_cls, out="hub", data_dir=None, configs=None, num_proc=None, ve
             if cause is None or cause is exc:
                 raise
             raise BuildError(str(cause)) from exc
+        problem = same_copies({name: copy for r in results for name, copy in r.used_copies.items()})
+        if problem:  # configs built from one file copied under two archives' names
+            raise BuildError(problem)
         for result in results:
             verify_counts(builder_cls, result, verify)
         cards.write_card(builder_cls, results, repo_dir)
