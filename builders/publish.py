@@ -7,6 +7,10 @@ the folder no longer has (stale shards of an earlier build). Files the Hub alrea
 same content are not sent again and a push with nothing changed makes no commit, so re-running an
 interrupted push completes it. The token comes from `HF_TOKEN` or the
 stored login (`hf auth login`) and is never printed.
+
+The staged card names the repo `ORG/<repo>` (the build cannot know where it goes): the card pushed names
+the real repo id instead. A card whose metadata asks users to accept terms (`extra_gated_prompt`) makes a
+gated repo: gating is switched on before any data is uploaded.
 """
 
 from __future__ import annotations
@@ -59,6 +63,15 @@ def _failure(action: str, repo_id: str, exc: Exception) -> BuildError:
     return BuildError(f"{repo_id}: {action} failed: {exc}")
 
 
+PLACEHOLDER_ORG = "ORG"
+
+
+def published_card(folder: Path, repo_id: str) -> bytes:
+    """The staged README with the placeholder repo id `ORG/<folder name>` replaced by `repo_id`."""
+    text = (folder / "README.md").read_text(encoding="utf-8")
+    return text.replace(f"{PLACEHOLDER_ORG}/{folder.name}", repo_id).encode("utf-8")
+
+
 def push(folder: str | os.PathLike, repo_id: str, private: bool | None = None, create_pr: bool = False,
          message: str | None = None) -> str | None:
     """Upload `folder` to the dataset repo `repo_id`; returns the commit (or pull request) URL, None if unchanged.
@@ -66,7 +79,7 @@ def push(folder: str | os.PathLike, repo_id: str, private: bool | None = None, c
     One commit (with or without `hf_xet`) adds every file of the folder and deletes every other remote
     file except `.gitattributes`; the client leaves out files whose content the Hub already has.
     """
-    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, DatasetCard, HfApi
 
     from .check import check_repo
 
@@ -79,6 +92,11 @@ def push(folder: str | os.PathLike, repo_id: str, private: bool | None = None, c
         api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
     except Exception as exc:
         raise _failure("creating the repository", repo_id, exc) from None
+    if DatasetCard.load(folder / "README.md").data.get("extra_gated_prompt"):
+        try:  # before the data: a gated dataset is never downloadable without accepting its terms
+            api.update_repo_settings(repo_id, gated="auto", repo_type="dataset")
+        except Exception as exc:
+            raise _failure("gating the repository", repo_id, exc) from None
     local = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     try:
         head = api.repo_info(repo_id, repo_type="dataset").sha
@@ -86,7 +104,8 @@ def push(folder: str | os.PathLike, repo_id: str, private: bool | None = None, c
                        - {".gitattributes"})
     except Exception as exc:
         raise _failure("reading the repository", repo_id, exc) from None
-    operations = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(folder / p)) for p in local]
+    operations = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=published_card(folder, repo_id) if p == "README.md"
+                                     else str(folder / p)) for p in local]
     operations += [CommitOperationDelete(path_in_repo=p) for p in stale]
     quiet = logging.getLogger("huggingface_hub.hf_api")  # "No files have been modified": the expected no-op
     level = quiet.level

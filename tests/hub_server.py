@@ -40,6 +40,7 @@ class HubError(Exception):
 class Repo:
     def __init__(self, repo_id: str, private: bool):
         self.id, self.private = repo_id, private
+        self.gated = False  # "auto" / "manual" once set through the settings endpoint
         self.commits = {}  # sha -> {"files": {path: ("regular", bytes) | ("lfs", sha256)}, "parent", "summary", "changed"}
         self.refs = {}  # "main", "refs/pr/N" -> sha
         self.lfs = {}  # sha256 -> content (LFS storage is per repository on the Hub)
@@ -259,6 +260,8 @@ class _Handler(BaseHTTPRequestHandler):
                         return self._paths_info(repo_id, rest[1])
                     if rest[0] == "preupload":
                         return self._preupload(repo_id, rest[1])
+                    if rest[0] == "settings" and method == "PUT":
+                        return self._settings(repo_id)
                     if rest[0] == "commit":
                         return self._commit(repo_id, rest[1], query.get("create_pr") == "1")
                 raise HubError(404, None, f"no route for {method} {url.path}")
@@ -295,9 +298,19 @@ class _Handler(BaseHTTPRequestHandler):
         data = {}
         if card and card[0] == "regular" and card[1].startswith(b"---"):
             data = yaml.safe_load(card[1].decode().split("---")[1]) or {}
-        self._send(200, {"id": repo_id, "sha": commit["sha"], "private": repo.private,
+        self._send(200, {"id": repo_id, "sha": commit["sha"], "private": repo.private, "gated": repo.gated,
                          "lastModified": "2026-01-01T00:00:00.000Z", "cardData": data,
                          "siblings": [{"rfilename": p} for p in sorted(commit["files"])]})
+
+    def _settings(self, repo_id: str):
+        repo, request = self.hub.repo(repo_id), json.loads(self._body())
+        if request.get("gated") not in (None, "auto", "manual", False):
+            raise HubError(400, None, f"gated must be 'auto', 'manual' or false, not {request['gated']!r}")
+        if "gated" in request:
+            repo.gated = request["gated"]
+        if "visibility" in request:
+            repo.private = request["visibility"] == "private"
+        self._send(200, {})
 
     def _validate(self):
         content = json.loads(self._body()).get("content", "")

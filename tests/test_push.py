@@ -22,7 +22,14 @@ def _local_files(folder: Path) -> dict:
 def _assert_hub_holds(hub, repo_id: str, folder: Path) -> None:
     remote = hub.files(repo_id)
     assert remote.pop(".gitattributes")
-    assert remote == _local_files(folder)  # exactly the staged folder: nothing missing, nothing stale
+    card = remote.pop("README.md").decode()
+    local = _local_files(folder)
+    staged_card = local.pop("README.md").decode()
+    assert remote == local  # exactly the staged folder: nothing missing, nothing stale
+    # The card as staged, with the real repo id wherever the placeholder stood: no `ORG/` reaches the Hub.
+    assert f"ORG/{folder.name}" in staged_card and "ORG/" not in card
+    assert card == staged_card.replace(f"ORG/{folder.name}", repo_id)
+    assert card.count(repo_id) == staged_card.count(f"ORG/{folder.name}")
 
 
 def _tables_equal(a, b) -> bool:
@@ -185,3 +192,19 @@ def test_a_server_error_on_commit_is_reported_and_a_re_run_completes(hub, nsd_st
     hub.reset_faults()
     publish.push(nsd_staged, repo_id)
     _assert_hub_holds(hub, repo_id, nsd_staged)
+
+
+def test_a_card_asking_users_to_accept_terms_makes_a_gated_repo_before_any_data_is_uploaded(hub, aitslab_staged, tmp_path):
+    from huggingface_hub import HfApi
+
+    folder = tmp_path / aitslab_staged.name
+    shutil.copytree(aitslab_staged, folder)
+    card = (folder / "README.md").read_text()
+    (folder / "README.md").write_text(card.replace("---\n", "---\nextra_gated_prompt: Research use only.\n", 1))
+    publish.push(aitslab_staged, "gate-org/open")
+    publish.push(folder, "gate-org/gated")
+    assert hub.repos["gate-org/open"].gated is False and hub.repos["gate-org/gated"].gated == "auto"
+    assert HfApi().repo_info("gate-org/gated", repo_type="dataset").gated == "auto"
+    settings = next(i for i, r in enumerate(hub.requests) if r[0] == "PUT" and r[1].endswith("gate-org/gated/settings"))
+    upload = next(i for i, r in enumerate(hub.requests) if "gate-org/gated/preupload/" in r[1])
+    assert settings < upload
