@@ -30,7 +30,7 @@ import numpy as np
 
 from . import masks
 from .archives import Archive, Tree
-from .base import OfficialCounts, SegmentationBuilder, SourceConfig
+from .base import Imaging, OfficialCounts, SegmentationBuilder, SourceConfig
 from .errors import BuildError, check_or_warn, warn
 
 _ZENODO = "https://zenodo.org/records/6657260/files/"
@@ -129,6 +129,14 @@ def decode_annotation(data: bytes, name: str) -> np.ndarray:
     return masks.labels_from_colours(rgba[..., :3], name)
 
 
+_PAPER = ("Arvidsson et al. 2023, Data in Brief 46:108769 (abstract and specifications table)",
+          "https://pmc.ncbi.nlm.nih.gov/articles/PMC9727632/")
+IMAGING = {"*": Imaging(
+    modality="widefield fluorescence (Thermo Fisher CellInsight CX7 high-content imaging system)",
+    stain="Hoechst 33342 (nuclei; blue channel)", organism="human", sample="U2OS osteosarcoma cell line (modified)",
+    magnification="20x", pixel_size_um=None, sources=(_PAPER,),
+)}
+
 class AitslabBioimaging1(SegmentationBuilder):
     """Aitslab-bioimaging1 (Zenodo 6657260): 50 Hoechst-stained U2OS nucleus images with instance outlines."""
 
@@ -143,6 +151,7 @@ class AitslabBioimaging1(SegmentationBuilder):
     CITATION = CITATION
     ARCHIVES = ARCHIVES
     OFFICIAL_COUNTS = OFFICIAL_COUNTS
+    IMAGING = IMAGING
     NOTES = NOTES
     EXTRA_COLUMNS = {"plate": datasets.Value("string"), "well": datasets.Value("string"), "field": datasets.Value("string")}
     COLUMN_DOCS = {

@@ -30,6 +30,19 @@ class SourceConfig(datasets.BuilderConfig):
 
 
 @dataclass(frozen=True)
+class Imaging:
+    """How a source's images were taken, as its authors state it; None where they do not say (never a guess)."""
+
+    modality: str  # e.g. "widefield fluorescence", "brightfield whole-slide imaging"
+    stain: str  # stain or marker
+    organism: str
+    sample: str  # cell line or tissue
+    magnification: str | None  # as stated, e.g. "20x objective", "200x"
+    pixel_size_um: float | None  # micrometres per pixel, as published
+    sources: tuple  # where the values come from: (what, URL) pairs
+
+
+@dataclass(frozen=True)
 class OfficialCounts:
     """Published split sizes: images exactly, objects exactly unless `objects_approximate`.
 
@@ -66,6 +79,7 @@ class SegmentationBuilder(datasets.GeneratorBasedBuilder):
     CITATION: str = ""  # BibTeX
     ARCHIVES: dict = {}  # split or config key -> archives.Archive
     OFFICIAL_COUNTS: dict = {}  # config name -> OfficialCounts
+    IMAGING: dict = {}  # config name, or "*" for every config -> Imaging
     NOTES: tuple = ()  # known upstream quirks and how the builder handles them
     EXTRA_COLUMNS: dict = {}  # source columns after the core ones
     EXTRA_OBJECT_FIELDS: dict = {}  # source object fields after the core ones
@@ -90,6 +104,10 @@ class SegmentationBuilder(datasets.GeneratorBasedBuilder):
     @classmethod
     def features(cls) -> datasets.Features:
         return schema.features(cls.EXTRA_COLUMNS, cls.EXTRA_OBJECT_FIELDS)
+
+    @classmethod
+    def imaging(cls, config: str) -> Imaging:
+        return cls.IMAGING.get(config) or cls.IMAGING["*"]
 
     @classmethod
     def config_names(cls) -> list[str]:

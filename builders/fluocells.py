@@ -53,7 +53,7 @@ from scipy.optimize import linear_sum_assignment
 
 from . import masks
 from .archives import Archive, Tree
-from .base import OfficialCounts, SegmentationBuilder, SourceConfig
+from .base import Imaging, OfficialCounts, SegmentationBuilder, SourceConfig
 from .errors import BuildError, check_or_warn, warn
 
 V1_RECORD = "https://amsacta.unibo.it/id/eprint/6706/"
@@ -351,6 +351,20 @@ def find_v2(tree: Tree, collection: str, verify: bool) -> dict[str, tuple[list[t
     return found
 
 
+_DATASHEET = ("the v2 datasheet (AMS Acta 7347) and the v1 record (AMS Acta 6706)", V2_RECORD)
+_MICROSCOPE = "widefield fluorescence (Nikon Eclipse 80i, Nikon Digital Sight DS-Vi1 camera)"
+_CTB = Imaging(modality=_MICROSCOPE, stain="cholera toxin subunit b (CTb) retrograde tracer, cytoplasm", organism="mouse",
+               sample="brain slices", magnification="200x", pixel_size_um=None, sources=(_DATASHEET,))
+IMAGING = {
+    "v1": _CTB,  # v1 is the yellow (CTb) collection
+    "v2_yellow": _CTB,
+    "v2_green": Imaging(modality=_MICROSCOPE, stain="c-FOS, nuclei", organism="mouse", sample="brain slices",
+                        magnification="200x", pixel_size_um=None, sources=(_DATASHEET,)),
+    "v2_red": Imaging(modality=_MICROSCOPE + "; some images on an ausJENA JENAVAL with a Nikon Coolpix E4500",
+                      stain="orexin (Orx), cytoplasm", organism="rat and mouse", sample="brain slices",
+                      magnification="250x", pixel_size_um=None, sources=(_DATASHEET,)),
+}
+
 class FluorescentNeuronalCells(SegmentationBuilder):
     """Fluorescent Neuronal Cells (AMS Acta 6706 and 7347): v1 and the v2 green / yellow / red collections."""
 
@@ -370,6 +384,7 @@ class FluorescentNeuronalCells(SegmentationBuilder):
     CITATION = CITATION
     ARCHIVES = ARCHIVES
     OFFICIAL_COUNTS = OFFICIAL_COUNTS
+    IMAGING = IMAGING
     NOTES = NOTES
     EXTRA_COLUMNS = {
         "collection": datasets.Value("string"),

@@ -42,7 +42,7 @@ import numpy as np
 
 from . import masks
 from .archives import Archive, Tree
-from .base import OfficialCounts, SegmentationBuilder, SourceConfig
+from .base import Imaging, OfficialCounts, SegmentationBuilder, SourceConfig
 from .errors import BuildError, check_or_warn, warn
 
 HOMEPAGE = "https://mysite.ku.edu.tr/cgunduz/downloads/nucleussegdata/"
@@ -237,6 +237,13 @@ def parse_matrix(data: bytes, name: str, shape: tuple[int, int]) -> np.ndarray:
     return values.reshape(rows, cols)
 
 
+_LAB_PAGE = ("the dataset page of the Gunduz-Demir lab", "https://mysite.ku.edu.tr/cgunduz/downloads/nucleussegdata/")
+IMAGING = {"*": Imaging(
+    modality="fluorescence microscopy", stain="Hoechst 33258 (nuclei)", organism="human",
+    sample="Huh7 and HepG2 liver cancer cell lines", magnification="20x objective", pixel_size_um=None,
+    sources=(_LAB_PAGE,),
+)}
+
 class NucleusSegData(SegmentationBuilder):
     """NucleusSegData (Gunduz-Demir lab): Huh7 and HepG2 nuclei, `original` 37 and `extended` 61 images."""
 
@@ -256,6 +263,7 @@ class NucleusSegData(SegmentationBuilder):
     CITATION = CITATION
     ARCHIVES = ARCHIVES
     OFFICIAL_COUNTS = OFFICIAL_COUNTS
+    IMAGING = IMAGING
     NOTES = NOTES
     EXTRA_COLUMNS = {"cell_line": datasets.ClassLabel(names=["HepG2", "Huh7"])}
     COLUMN_DOCS = {

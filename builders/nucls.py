@@ -53,7 +53,7 @@ import numpy as np
 
 from . import masks
 from .archives import Archive, Tree
-from .base import OfficialCounts, SegmentationBuilder, SourceConfig
+from .base import Imaging, OfficialCounts, SegmentationBuilder, SourceConfig
 from .errors import BuildError, check_or_warn, warn
 
 HOMEPAGE = "https://sites.google.com/view/nucls"
@@ -345,6 +345,13 @@ def objects_of(labels: np.ndarray, nuclei: list[dict]) -> list[dict]:
     return objects
 
 
+IMAGING = {"*": Imaging(
+    modality="brightfield whole-slide imaging (scanned diagnostic slides of The Cancer Genome Atlas)",
+    stain="hematoxylin and eosin (H&E)", organism="human", sample="breast cancer tissue",
+    magnification=None, pixel_size_um=0.2,  # the FOV images are resampled to 0.2 um per pixel
+    sources=(("Amgad et al. 2022, GigaScience 11:giac037, and the NuCLS data page", "https://sites.google.com/view/nucls"),),
+)}
+
 class NuCLS(SegmentationBuilder):
     """NuCLS corrected single-rater: 1,744 H&E FOVs, 59,485 classified nuclei, hospital-wise folds."""
 
@@ -359,6 +366,7 @@ class NuCLS(SegmentationBuilder):
     CITATION = CITATION
     ARCHIVES = ARCHIVES
     OFFICIAL_COUNTS = OFFICIAL_COUNTS
+    IMAGING = IMAGING
     NOTES = NOTES
     EXTRA_COLUMNS = {"slide": datasets.Value("string"), "hospital": datasets.Value("string"), "roi_mask": datasets.Image()}
     EXTRA_OBJECT_FIELDS = {

@@ -8,7 +8,7 @@ import pytest
 
 from builders import REGISTRY, core_view, schema
 from builders.archives import Archive
-from builders.base import OfficialCounts, SegmentationBuilder
+from builders.base import Imaging, OfficialCounts, SegmentationBuilder
 from builders.cards import HUB_LICENSES, TEMPLATES
 from builders.masks import png16
 
@@ -91,6 +91,16 @@ def test_registered_builder_metadata_is_complete(source):
     for name in schema.CORE_OBJECT_FIELDS:
         assert features["objects"].feature[name] == schema.CORE_OBJECT_FIELDS[name]
     assert 1 <= cls.DEFAULT_WRITER_BATCH_SIZE * cls.BYTES_PER_EXAMPLE <= 100_000_000 or cls.DEFAULT_WRITER_BATCH_SIZE == 1
+    # Imaging facts for every config, each value stated (a string) or unknown (None), never empty, with sources.
+    assert set(cls.IMAGING) <= set(cls.config_names()) | {"*"}
+    for config in cls.config_names():
+        imaging = cls.imaging(config)
+        assert isinstance(imaging, Imaging)
+        assert all(isinstance(getattr(imaging, k), str) and getattr(imaging, k).strip()
+                   for k in ("modality", "stain", "organism", "sample"))
+        assert imaging.magnification is None or imaging.magnification.strip()
+        assert imaging.pixel_size_um is None or 0.01 < imaging.pixel_size_um < 10
+        assert imaging.sources and all(what and url.startswith("https://") for what, url in imaging.sources)
 
 
 def test_aitslab_extra_columns_are_the_designed_ones():
