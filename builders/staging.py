@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from datasets.download import DownloadConfig
 
 from . import cards, schema
 from .archives import same_copies
+from .stats import split_stats
 from .base import MAX_ROW_GROUP_BYTES, split_total
 from .errors import BuildError, check_or_warn, find_build_error, warn
 
@@ -57,18 +57,6 @@ def downloads_cache() -> str:
 
 def config_folder(config_name: str) -> str:
     return "data" if config_name == "default" else config_name
-
-
-def shard_counts(paths: list[str]) -> tuple[int, int, int]:
-    """(rows, objects, labelled rows without objects) over Parquet shards."""
-    rows = objects = empty = 0
-    for path in paths:
-        table = pq.read_table(path, columns=["objects", "instance_mask"])
-        lengths = pc.list_value_length(table.column("objects"))
-        rows += table.num_rows
-        objects += int(pc.sum(lengths).as_py() or 0)
-        empty += int(pc.sum(pc.and_(pc.equal(lengths, 0), pc.is_valid(table.column("instance_mask")))).as_py() or 0)
-    return rows, objects, empty
 
 
 def row_group_problems(path: str, metadata) -> tuple[list, list]:
@@ -179,7 +167,8 @@ def _prepare_config(builder_cls, config_name, scratch, repo_dir, data_dir, num_p
             targets.append(target)
         check_shards(targets)
         written += targets
-        images, objects, result.empty[split] = shard_counts(targets)
+        stats = split_stats(targets)
+        images, objects, result.empty[split] = stats.images, stats.objects, stats.empty
         result.counts[split] = (images, objects)
         result.data_files.append({"split": split, "path": f"{folder}/{split}-*"})
     result.info.config_name = config_name
