@@ -14,6 +14,7 @@ import io
 import os
 import re
 from pathlib import Path
+from string import Template
 
 import datasets
 import numpy as np
@@ -25,6 +26,10 @@ from PIL import Image as PILImage
 from .base import VERSION, split_total
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "dataset_cards"
+RECIPES = TEMPLATES / "recipes.md"  # "Train with PyTorch" and "COCO", with the repo id, config and classes filled in
+# The object class each source's recipes use: a ClassLabel column of `objects`, or one category for every object.
+RECIPE_LABELS = {"nucls": "super_classification"}
+RECIPE_CATEGORIES = {"fluocells": "cell"}  # else "nucleus"
 PREVIEW_TILE = 256
 PREVIEW_TILES = 6
 
@@ -172,6 +177,27 @@ first = next(iter(stream))
 ```"""
 
 
+def recipes(builder_cls, results) -> str:
+    """The "Train with PyTorch" and "COCO" sections for the default config's first split."""
+    default = results[0]
+    label = RECIPE_LABELS.get(builder_cls.REPO_NAME)
+    category = RECIPE_CATEGORIES.get(builder_cls.REPO_NAME, "nucleus")
+    others = [name for name, feature in builder_cls.features()["objects"].feature.items()
+              if isinstance(feature, datasets.ClassLabel) and name.endswith("_classification") and name != label]
+    if label:
+        label_line = f'LABEL = "{label}"  # the class column; also {" or ".join(others)}'
+        label_note = f"`LABEL` picks the class column of `objects` (`{label}` here); a label is the\n  class index + 1;"
+        category_note = "The categories are the class names of `LABEL`, with id = class index + 1."
+    else:
+        label_line = f"LABEL = None  # one class: {category}"
+        label_note = f"one class, `{category}`, label 1;"
+        category_note = f"One category, `{category}` (id 1)."
+    return Template(RECIPES.read_text(encoding="utf-8")).substitute(
+        repo=f"ORG/{builder_cls.REPO_NAME}", config=default.name, split=next(iter(default.counts)),
+        label_line=label_line, label_note=label_note, category=category, category_note=category_note,
+    ).strip()
+
+
 def card_metadata(builder_cls, results) -> DatasetCardData:
     total = sum(images for r in results for images, _ in r.counts.values())
     license_fields = {"license": builder_cls.LICENSE}
@@ -214,6 +240,8 @@ def card_body(builder_cls, results) -> str:
 ## Quick start
 
 {quick_start(builder_cls, results)}
+
+{recipes(builder_cls, results)}
 
 ## Configurations and splits
 

@@ -75,8 +75,14 @@ def core_view(dataset):
             input_columns="objects",
             features=CORE_FEATURES,
         )
-    # Arrow-level projection: no image is decoded or re-encoded.
-    return dataset.with_format("arrow").map(_core_objects, batched=True, features=CORE_FEATURES).with_format(None)
+    # Arrow-level projection: no image is decoded or re-encoded. A column selection shows no progress bar.
+    shown = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        return dataset.with_format("arrow").map(_core_objects, batched=True, features=CORE_FEATURES).with_format(None)
+    finally:
+        if shown:
+            datasets.enable_progress_bars()
 
 
 def null_fixed_lists(table: pa.Table) -> list[str]:
