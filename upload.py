@@ -116,7 +116,8 @@ def cmd_push(args) -> int:
                           verify=not args.no_verify)
         repo_id = f"{args.org}/{args.repo_name or _registry()[source].REPO_NAME}"
         print(f"Pushing {_shown(path)} to {repo_id} ...", file=sys.stderr)
-        url = publish.push(path, repo_id, private=args.private or None, create_pr=args.create_pr)
+        url = publish.push(path, repo_id, private=args.private or None, create_pr=args.create_pr,
+                           allow_unverified=args.allow_unverified)
         print(f"{repo_id}: " + (f"pushed, {url}" if url else "unchanged, nothing to push"))
     return 0
 
@@ -208,6 +209,8 @@ def parser() -> argparse.ArgumentParser:
     push.add_argument("--repo-name", metavar="NAME", help="Hub repo name (one SOURCE only; default: the source's)")
     push.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing to main")
     push.add_argument("--private", action="store_true", help="create the repo private (an existing repo is unchanged)")
+    push.add_argument("--allow-unverified", action="store_true",
+                      help="publish a repo built with --no-verify or from the demo (its card says what was not checked)")
     push.set_defaults(run=cmd_push)
 
     check = commands.add_parser("check", help="validate a staged repo folder offline",

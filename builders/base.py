@@ -76,6 +76,8 @@ class SegmentationBuilder(datasets.GeneratorBasedBuilder):
     LICENSE_NAME: str = ""  # for LICENSE == "other"
     LICENSE_LINK: str = ""
     LICENSE_TERMS: str = ""  # the terms in words, for the card, where the licence is not a standard one
+    GATED_PROMPT: str = ""  # terms users must accept on the Hub before downloading (a gated repo); "" for none
+    GATED_REASON: str = ""  # why, completing "because the authors provide the data ..."
     CITATION: str = ""  # BibTeX
     ARCHIVES: dict = {}  # split or config key -> archives.Archive
     OFFICIAL_COUNTS: dict = {}  # config name -> OfficialCounts
@@ -141,8 +143,7 @@ class SegmentationBuilder(datasets.GeneratorBasedBuilder):
             raise BuildError(problem)
         return tree
 
-    @staticmethod
-    def row(image_id: str, image_bytes: bytes, image_name: str, image, labels: np.ndarray | None,
+    def row(self, image_id: str, image_bytes: bytes, image_name: str, image, labels: np.ndarray | None,
             objects: list | None = None, **extra) -> dict:
         """One example: the published image bytes, the label image as a 16-bit PNG, its objects and a preview.
 
@@ -158,9 +159,11 @@ class SegmentationBuilder(datasets.GeneratorBasedBuilder):
                  f"but not its instance_mask")
         return {
             "image_id": image_id,
+            "preview": {"bytes": masks.preview_jpeg(image, labels), "path": f"{image_id}_preview.jpg"},
             "image": {"bytes": image_bytes, "path": image_name.rsplit("/", 1)[-1]},
             "instance_mask": None if labels is None else {"bytes": masks.png16(labels), "path": f"{image_id}_mask.png"},
             "objects": objects,
-            "preview": {"bytes": masks.preview_jpeg(image, labels), "path": f"{image_id}_preview.jpg"},
+            "num_objects": None if labels is None else len(objects),
+            "pixel_size_um": self.imaging(self.config.name).pixel_size_um,
             **extra,
         }

@@ -38,7 +38,9 @@ CORE_DOCS = {
     "image": "the upstream image bytes as published, never re-encoded",
     "instance_mask": "16-bit PNG (PIL mode `I;16`) of the image size: 0 = background, k = `objects[k-1]`",
     "objects": "one record per object, in instance-id order",
-    "preview": "small RGB JPEG of the image with coloured instance outlines, for the viewer",
+    "preview": "small RGB JPEG of the image with coloured instance outlines, for the viewer (second, so it shows first)",
+    "num_objects": "number of objects (`len(objects)`); null for an unlabelled image",
+    "pixel_size_um": "micrometres per pixel as the authors publish it; null where they do not (see Imaging)",
     "objects.instance_id": "k for `objects[k-1]`: the value of this object in `instance_mask`",
     "objects.bbox": "`[x_min, y_min, width, height]` (COCO) of the object's mask pixels, in the pixel-edge frame: "
                     "pixel (column c, row r) covers [c, c+1] x [r, r+1]",
@@ -68,6 +70,16 @@ TASK_CATEGORIES = {
 TASK_IDS = {"instance-segmentation", "semantic-segmentation", "panoptic-segmentation", "image-colorization",
             "multi-class-image-classification", "multi-label-image-classification", "face-detection",
             "vehicle-detection", "pose-estimation"}
+# What each licence asks of a user who shares the data or work derived from it (a summary, not legal advice).
+LICENSE_DUTIES = {
+    "cc-by-4.0": "You may share and adapt the data for any purpose, if you give appropriate credit (cite the "
+                 "authors and the record), link to the licence and say whether you changed the data.",
+    "cc-by-sa-4.0": "You may share and adapt the data for any purpose, if you give appropriate credit, link to the "
+                    "licence and say whether you changed it; what you share of the data, changed or not, must carry "
+                    "the same licence (share-alike).",
+    "cc0-1.0": "Public domain dedication: no conditions. The authors ask to be cited.",
+}
+UNVERIFIED_MARKER = "<!-- unverified build -->"  # `publish.push` refuses a card carrying it without --allow-unverified
 SIZE_CATEGORIES = {"n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M", "1M<n<10M", "10M<n<100M", "100M<n<1B",
                    "1B<n<10B", "10B<n<100B", "100B<n<1T", "n>1T"}
 
@@ -198,9 +210,17 @@ def recipes(builder_cls, results) -> str:
     ).strip()
 
 
-def card_metadata(builder_cls, results) -> DatasetCardData:
-    total = sum(images for r in results for images, _ in r.counts.values())
+def distinct_images(repo_dir: str, results) -> int:
+    """Rows over the distinct shard files of every config: configs sharing files (NuCLS folds) count them once."""
+    files = {path for r in results for entry in r.data_files for path in split_files(repo_dir, entry)}
+    return sum(pq.ParquetFile(path).metadata.num_rows for path in files)
+
+
+def card_metadata(builder_cls, results, repo_dir: str) -> DatasetCardData:
     license_fields = {"license": builder_cls.LICENSE}
+    if builder_cls.GATED_PROMPT:  # users accept the terms on the Hub before they can download
+        license_fields.update(extra_gated_prompt=builder_cls.GATED_PROMPT,
+                              extra_gated_fields={"I will use this dataset for research purposes only": "checkbox"})
     if builder_cls.LICENSE == "other":
         license_fields.update(license_name=builder_cls.LICENSE_NAME, license_link=builder_cls.LICENSE_LINK)
     data = DatasetCardData(
@@ -208,7 +228,7 @@ def card_metadata(builder_cls, results) -> DatasetCardData:
         pretty_name=builder_cls.PRETTY_NAME,
         task_categories=["image-segmentation", "object-detection"],
         task_ids=["instance-segmentation"],
-        size_categories=[size_category(total)],
+        size_categories=[size_category(distinct_images(repo_dir, results))],
         tags=["biology", "microscopy", "cell-segmentation", *builder_cls.TAGS],
     )
     infos = DatasetInfosDict({r.name: r.info for r in results})
@@ -220,7 +240,71 @@ def card_metadata(builder_cls, results) -> DatasetCardData:
     return data
 
 
-def card_body(builder_cls, results) -> str:
+def imaging_section(builder_cls, results) -> str:
+    """How the images were taken, per config, with where each value comes from; unknown values say so."""
+    configs, sources = {}, {}  # Imaging -> the configs it describes (configs alike share a row)
+    for result in results:
+        configs.setdefault(builder_cls.imaging(result.name), []).append(result.name)
+    rows = []
+    for imaging, names in configs.items():
+        size = "unknown (not published)" if imaging.pixel_size_um is None else f"{imaging.pixel_size_um:g}"
+        rows.append(f"| {', '.join(names)} | {imaging.modality} | {imaging.stain} | {imaging.organism} | {imaging.sample} "
+                    f"| {imaging.magnification or 'unknown (not published)'} | {size} |")
+        sources.update(dict(imaging.sources))
+    cited = "; ".join(f"[{what}]({url})" for what, url in sources.items())
+    return ("| config | modality | stain or marker | organism | cell line or tissue | magnification | pixel size (µm) |\n"
+            "|---|---|---|---|---|---|---|\n" + "\n".join(rows) +
+            f"\n\nSources: {cited}. The `pixel_size_um` column holds the pixel size where it is published.")
+
+
+def _figure(value, digits=0) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def statistics_section(builder_cls, results, repo_dir: str) -> str:
+    """Per-split statistics computed from the staged shards (`stats.split_stats`)."""
+    from .stats import split_stats
+
+    label = RECIPE_LABELS.get(builder_cls.REPO_NAME)
+    names = builder_cls.features()["objects"].feature[label].names if label else []
+    rows, class_rows = [], []
+    for result in results:
+        size = builder_cls.imaging(result.name).pixel_size_um
+        for entry in result.data_files:
+            stats = split_stats(split_files(repo_dir, entry), {label: names} if label else None)
+            per_image = " / ".join(_figure(v, d) for v, d in zip(stats.per_image, (0, 1, 0))) if stats.per_image else "–"
+            area = " / ".join(_figure(v, 1) for v in stats.area) if stats.area else "–"
+            area_um = " / ".join(_figure(v * size * size, 1) for v in stats.area) if stats.area and size else "–"
+            rows.append(f"| {result.name} | {entry['split']} | {stats.images:,} | {stats.unlabelled:,} | {stats.empty:,} "
+                        f"| {stats.objects:,} | {per_image} | {area} | {area_um} |")
+            if label:
+                class_rows.append(f"| {result.name} | {entry['split']} | "
+                                  + " | ".join(f"{stats.classes[label][n]:,}" for n in names) + " |")
+    text = ("Computed from the published files. Objects per image over labelled images; area in pixels "
+            "(and in µm² where the pixel size is published) at the 5th percentile, the median and the 95th.\n\n"
+            "| config | split | images | unlabelled | labelled, no object | objects | objects per image (min / median / max) "
+            "| object area px (p5 / median / p95) | object area µm² (p5 / median / p95) |\n"
+            "|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows))
+    if label:
+        text += (f"\n\nObjects per `{label}` class:\n\n| config | split | " + " | ".join(f"`{n}`" for n in names)
+                 + " |\n|---|---|" + "---|" * len(names) + "\n" + "\n".join(class_rows))
+    return text
+
+
+def unverified_notice(unverified: list | None) -> str:
+    """A visible notice, for a build made without verification (--no-verify, or the demo's fake archives)."""
+    if unverified is None:
+        return ""
+    found = "".join(f"\n> - {message}" for message in unverified[:20])
+    more = f"\n> - … and {len(unverified) - 20} more" if len(unverified) > 20 else ""
+    what = ("These checks failed and were let through:" + found + more) if unverified else \
+        "No check failed, but none was enforced."
+    return (f"{UNVERIFIED_MARKER}\n> **Not verified.** This repository was built with `--no-verify` (or from the demo's "
+            f"fake archives): archive checksums, image/annotation pairing and the official counts were not enforced. "
+            f"{what}\n\n")
+
+
+def card_body(builder_cls, results, repo_dir: str, unverified: list | None = None) -> str:
     template = TEMPLATES / f"{builder_cls.REPO_NAME}.md"
     prose = template.read_text(encoding="utf-8").strip() if template.exists() else builder_cls.DESCRIPTION
     used = {name: sha for r in results for name, sha in r.used_archives.items()}
@@ -231,9 +315,14 @@ def card_body(builder_cls, results) -> str:
     )
     notes = "\n".join(f"- {note}" for note in builder_cls.NOTES)
     license_line = f"[{builder_cls.LICENSE_NAME}]({builder_cls.LICENSE_LINK})" if builder_cls.LICENSE_LINK else builder_cls.LICENSE_NAME
+    duties = LICENSE_DUTIES.get(builder_cls.LICENSE, "")
+    gated = (f"\n\nThis repository is gated: the Hub asks you to accept the terms above before it lets you download "
+             f"the files, because the authors provide the data {builder_cls.GATED_REASON}. Log in "
+             f"(`hf auth login`) after accepting them on the dataset page; `load_dataset` then works as usual."
+             if builder_cls.GATED_PROMPT else "")
     return f"""# {builder_cls.PRETTY_NAME}
 
-![Preview: images with coloured instance outlines](assets/preview.png)
+{unverified_notice(unverified)}![Preview: images with coloured instance outlines](assets/preview.png)
 
 {prose}
 
@@ -250,6 +339,14 @@ def card_body(builder_cls, results) -> str:
 {chr(10).join(counts_rows(builder_cls, results))}
 
 `~` marks an approximate official count. The first config is the default.
+
+## Statistics
+
+{statistics_section(builder_cls, results, repo_dir)}
+
+## Imaging
+
+{imaging_section(builder_cls, results)}
 
 ## Schema
 
@@ -272,7 +369,7 @@ Built by `builders/{builder_cls.__module__.rsplit('.', 1)[-1]}.py` version {VERS
 
 ## Licence
 
-{license_line} (`{builder_cls.LICENSE}`).{' ' + builder_cls.LICENSE_TERMS if builder_cls.LICENSE_TERMS else ''} Cite the authors when you use the data.
+{license_line} (`{builder_cls.LICENSE}`).{' ' + builder_cls.LICENSE_TERMS if builder_cls.LICENSE_TERMS else ''} Cite the authors when you use the data.{' ' + duties if duties else ''}{gated}
 
 ## Citation
 
@@ -317,9 +414,11 @@ def preview_figure(repo_dir: str, result) -> bytes | None:
     return buffer.getvalue()
 
 
-def write_card(builder_cls, results, repo_dir: str) -> None:
-    metadata = card_metadata(builder_cls, results)
-    card = DatasetCard(f"---\n{metadata.to_yaml()}\n---\n\n{card_body(builder_cls, results)}")
+def write_card(builder_cls, results, repo_dir: str, unverified: list | None = None) -> None:
+    """README.md and the preview figure. `unverified`: None for a verified build, else the relaxed checks that
+    failed (the card then carries a visible notice, and `push` refuses it without --allow-unverified)."""
+    metadata = card_metadata(builder_cls, results, repo_dir)
+    card = DatasetCard(f"---\n{metadata.to_yaml()}\n---\n\n{card_body(builder_cls, results, repo_dir, unverified)}")
     card.save(os.path.join(repo_dir, "README.md"))
     figure = preview_figure(repo_dir, results[0])
     if figure:

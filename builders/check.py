@@ -4,9 +4,10 @@ Errors: no README or no YAML; no `configs`; a `data_files` pattern matching noth
 in `dataset_info` that differ from the Parquet row counts; README features that differ from the
 features embedded in the Parquet files; a row group above the viewer's 300 MB scan limit; a file
 without page index; an image cell Pillow cannot decode or save as JPEG/PNG; a fixed-size list holding
-nulls; a row whose objects disagree with its instance mask (ids beyond the objects, `instance_id`, `area`
-or `bbox` not those of the mask, outlines outside the image or with an IoU below `MIN_IOU` with the
-object's pixels, for objects of `MIN_IOU_AREA` pixels or more; see `masks.outline_iou`); builder leftovers
+nulls; a row whose objects disagree with its instance mask (`num_objects` not their number, ids beyond the
+objects, `instance_id`, `area` or `bbox` not those of the mask, outlines outside the image or with an IoU below
+`MIN_IOU` with the object's pixels, for objects of `MIN_IOU_AREA` pixels or more; see `masks.outline_iou`);
+builder leftovers
 (`LICENSE`, `dataset_info.json`, a `.py` script); a config that does not load or stream.
 Warnings: row groups above about 100 MB; a split above 5 GB; first rows (without images) above the
 viewer's 200 kB first-rows budget, where it cuts cells short.
@@ -31,7 +32,8 @@ from PIL import Image as PILImage
 from . import masks
 from .cards import metadata_problems, split_files
 from .schema import null_fixed_list_problem
-from .staging import no_progress_bars, row_group_problems
+from .errors import no_progress_bars
+from .staging import row_group_problems
 
 SPLIT_WARN_BYTES = 5_000_000_000
 MIN_IOU, MIN_IOU_AREA = 0.9, 30  # outlines must agree with the mask this well, for objects this large
@@ -111,10 +113,13 @@ def row_problems(path: str, parquet: pq.ParquetFile) -> list[str]:
     problems = []
     row = 0
     for group in range(parquet.metadata.num_row_groups):
-        table = parquet.read_row_group(group, columns=["image_id", "instance_mask", "objects"])
-        for image_id, mask, objects in zip(*(table.column(c).to_pylist() for c in table.column_names)):
+        table = parquet.read_row_group(group, columns=["image_id", "instance_mask", "objects", "num_objects"])
+        for image_id, mask, objects, count in zip(*(table.column(c).to_pylist() for c in table.column_names)):
             where = f"{path}: row {row} ({image_id})"
             row += 1
+            if count != (None if mask is None else len(objects)):
+                problems.append(f"{where}: num_objects {count} but {len(objects)} objects"
+                                + (" and no instance_mask" if mask is None else ""))
             if mask is None:
                 if objects:
                     problems.append(f"{where}: {len(objects)} objects but no instance_mask")

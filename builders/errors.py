@@ -6,6 +6,8 @@ go through `warn`, and facts worth showing (which archive a build used) through 
 `builders` logger.
 """
 
+import contextlib
+import contextvars
 import logging
 
 log = logging.getLogger("builders")
@@ -24,12 +26,27 @@ def note(message: str) -> None:
     log.info(message)
 
 
+_relaxed = contextvars.ContextVar("relaxed", default=None)
+
+
+@contextlib.contextmanager
+def relaxed_checks():
+    """Inside the block, collect the messages of the checks `check_or_warn` lets through (verify off)."""
+    token = _relaxed.set([])
+    try:
+        yield _relaxed.get()
+    finally:
+        _relaxed.reset(token)
+
+
 def check_or_warn(ok: bool, message: str, verify: bool) -> None:
     """Raise `BuildError(message)` when a check fails, or only warn when `verify` is off."""
     if ok:
         return
     if verify:
         raise BuildError(message + " (pass --no-verify to turn this into a warning)")
+    if _relaxed.get() is not None:
+        _relaxed.get().append(message)
     warn(message)
 
 
@@ -42,3 +59,18 @@ def find_build_error(exc: BaseException) -> "BuildError | None":
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     return None
+
+
+@contextlib.contextmanager
+def no_progress_bars():
+    """`datasets` progress bars off inside the block (as they were after it): for work that is not the user's
+    progress (a column selection, a check's loads, a build's internal parts)."""
+    import datasets
+
+    was_enabled = datasets.utils.logging.is_progress_bar_enabled()
+    datasets.utils.logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            datasets.utils.logging.enable_progress_bar()

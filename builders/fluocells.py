@@ -31,7 +31,7 @@ NOTE: v2 stems are numbers that repeat across collections, so `image_id` is `<co
 NOTE: `green/trainval` holds the mask `128.png` without its image: it is skipped with a warning, so green
       has 282 labelled images (the datasheet's 283 counts it); any other unpaired file is an error.
 NOTE: red images are 1600x1200 or 2272x1704 (two microscopes): sizes are never assumed.
-NOTE: `unlabelled/` images have no ground truth: `instance_mask`, `count` are null and `objects` is empty.
+NOTE: `unlabelled/` images have no ground truth: `instance_mask`, `num_objects` are null and `objects` is empty.
 NOTE: v2 `objects[].dot_x`, `dot_y` are the cell centre from the authors' COCO file (`ground_truths/COCO/*.json`,
       one annotation per image with parallel lists). Its lists are not zipped with the components: a dot
       is paired with the component whose centroid, truncated to whole pixels, it equals (how the authors
@@ -389,7 +389,6 @@ class FluorescentNeuronalCells(SegmentationBuilder):
     EXTRA_COLUMNS = {
         "collection": datasets.Value("string"),
         "marker": datasets.Value("string"),
-        "count": datasets.Value("int32"),
         "marked_structure": datasets.Value("string"),
     }
     # Two nullable scalars, not a fixed-size list: pyarrow < 26 cannot read a null fixed-size list.
@@ -397,7 +396,6 @@ class FluorescentNeuronalCells(SegmentationBuilder):
     COLUMN_DOCS = {
         "collection": "`v1`, `green`, `yellow` or `red`",
         "marker": "the stain: `CTb` (v1, yellow), `c-FOS` (green) or `Orx` (red)",
-        "count": "number of objects (connected components of the mask); null for unlabelled images",
         "marked_structure": "what the marker stains: `nucleus` (c-FOS) or `cytoplasm` (CTb, Orx; upstream spells "
                             "it `citoplasm`)",
         "objects.dot_x": "v2: the cell centre from the authors' COCO file, x of the dotted pixel's centre (its column "
@@ -457,5 +455,4 @@ class FluorescentNeuronalCells(SegmentationBuilder):
                 for record, dot in zip(objects, cell_dots):
                     record["dot_x"], record["dot_y"] = (None, None) if dot is None else (dot[0] + 0.5, dot[1] + 0.5)
             yield image_id, self.row(image_id, image_bytes, image_name, image, labels, objects=objects,
-                                     collection=collection, marker=marker,
-                                     count=None if labels is None else len(objects), marked_structure=structure)
+                                     collection=collection, marker=marker, marked_structure=structure)

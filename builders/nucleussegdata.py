@@ -260,6 +260,12 @@ class NucleusSegData(SegmentationBuilder):
         "The authors have no responsibility for any consequences of use of this dataset.\" and ask users to cite "
         "Koyuncu et al. 2018 and Arslan et al. 2013."
     )
+    GATED_PROMPT = (
+        "The authors provide NucleusSegData for research purposes only and take no responsibility for any "
+        "consequences of its use. Accept to use it for research only and to cite Koyuncu et al. 2018 and "
+        "Arslan et al. 2013."
+    )
+    GATED_REASON = "for research purposes only (no open licence)"
     CITATION = CITATION
     ARCHIVES = ARCHIVES
     OFFICIAL_COUNTS = OFFICIAL_COUNTS

@@ -368,7 +368,8 @@ class NuCLS(SegmentationBuilder):
     OFFICIAL_COUNTS = OFFICIAL_COUNTS
     IMAGING = IMAGING
     NOTES = NOTES
-    EXTRA_COLUMNS = {"slide": datasets.Value("string"), "hospital": datasets.Value("string"), "roi_mask": datasets.Image()}
+    EXTRA_COLUMNS = {"slide": datasets.Value("string"), "hospital": datasets.Value("string"), "roi_mask": datasets.Image(),
+                     **{f"num_{name}": datasets.Value("int32") for name in SUPER_CLASSES}}
     EXTRA_OBJECT_FIELDS = {
         "raw_classification": datasets.ClassLabel(names=list(RAW_CLASSES)),
         "main_classification": datasets.ClassLabel(names=MAIN_CLASSES),
@@ -379,6 +380,8 @@ class NuCLS(SegmentationBuilder):
         "slide": "TCGA slide name, the FOV name before `_id`, e.g. `TCGA-AN-A0XU-DX1`",
         "hospital": "TCGA tissue-source-site code from the slide name, e.g. `AN`; folds are split by hospital",
         "roi_mask": "8-bit PNG of the image size: 255 inside the annotated FOV region (mask channel 0 non-zero), else 0",
+        **{f"num_{name}": f"nuclei of super class `{name}` in the FOV (a column the Hub viewer charts and filters)"
+           for name in SUPER_CLASSES},
         "objects.raw_classification": "one of 13 raw classes (`unlabeled` = code 99)",
         "objects.main_classification": "7 main classes + `AMBIGUOUS`",
         "objects.super_classification": "4 super classes + `AMBIGUOUS`",
@@ -425,8 +428,11 @@ class NuCLS(SegmentationBuilder):
             ids, code = decode_mask(tree.read(members["mask"]), tree.where(members["mask"]), (image.height, image.width))
             nuclei = read_nuclei(tree.read(members["csv"]), tree.where(members["csv"]))
             labels = match_nuclei(ids, nuclei, tree.where(members["mask"]))
+            objects = objects_of(labels, nuclei)
+            per_class = Counter(nucleus["super"] for nucleus in nuclei)
             yield fov, self.row(
-                fov, image_bytes, members["rgb"], image, labels, objects=objects_of(labels, nuclei),
+                fov, image_bytes, members["rgb"], image, labels, objects=objects,
                 slide=slide_of(fov), hospital=hospital_of(fov),
                 roi_mask={"bytes": masks.png8(code != OUTSIDE), "path": f"{fov}_roi.png"},
+                **{f"num_{name}": per_class.get(name, 0) for name in SUPER_CLASSES},
             )

@@ -8,6 +8,9 @@ same content are not sent again and a push with nothing changed makes no commit,
 interrupted push completes it. The token comes from `HF_TOKEN` or the
 stored login (`hf auth login`) and is never printed.
 
+A repo built without verification (its card carries `cards.UNVERIFIED_MARKER` and a visible notice) is refused
+unless `allow_unverified`.
+
 The staged card names the repo `ORG/<repo>` (the build cannot know where it goes): the card pushed names
 the real repo id instead. A card whose metadata asks users to accept terms (`extra_gated_prompt`) makes a
 gated repo: gating is switched on before any data is uploaded.
@@ -20,6 +23,7 @@ import os
 from pathlib import Path
 
 from .base import VERSION
+from .cards import UNVERIFIED_MARKER
 from .errors import BuildError
 
 STATUS_HINTS = {
@@ -73,7 +77,7 @@ def published_card(folder: Path, repo_id: str) -> bytes:
 
 
 def push(folder: str | os.PathLike, repo_id: str, private: bool | None = None, create_pr: bool = False,
-         message: str | None = None) -> str | None:
+         message: str | None = None, allow_unverified: bool = False) -> str | None:
     """Upload `folder` to the dataset repo `repo_id`; returns the commit (or pull request) URL, None if unchanged.
 
     One commit (with or without `hf_xet`) adds every file of the folder and deletes every other remote
@@ -87,6 +91,10 @@ def push(folder: str | os.PathLike, repo_id: str, private: bool | None = None, c
     problems = check_repo(str(folder), load=False).errors  # incomplete folder, card breaking the Hub's rules
     if problems:
         raise BuildError(f"{folder} is not ready for the Hub, nothing was uploaded:\n  " + "\n  ".join(problems))
+    if UNVERIFIED_MARKER in (folder / "README.md").read_text(encoding="utf-8") and not allow_unverified:
+        raise BuildError(f"{folder} was built without verification (--no-verify, or the demo's fake archives); its "
+                         f"card says what was not checked. Rebuild it with verification, or pass --allow-unverified "
+                         f"to publish it with that notice; nothing was uploaded")
     api = HfApi(token=_token())
     try:
         api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)

@@ -1,6 +1,7 @@
 """The row schema shared by every source (DESIGN.md section 3): one definition, imported by every builder.
 
-Core columns: `image_id`, `image`, `instance_mask`, `objects`, `preview`; each object record starts
+Core columns: `image_id`, `preview`, `image`, `instance_mask`, `objects`, `num_objects`, `pixel_size_um`;
+each object record starts
 with `instance_id`, `bbox`, `area`, `polygons` (COCO polygons in the pixel-edge frame, see `masks`).
 No field may be a fixed-size list that can be null: pyarrow before 26 cannot read one. So a source may not
 declare one (`features` refuses it; the core `bbox` is one, never null), and the build and `check` refuse a
@@ -14,7 +15,11 @@ from __future__ import annotations
 import datasets
 import pyarrow as pa
 
-CORE_COLUMNS = ("image_id", "image", "instance_mask", "objects", "preview")
+from .errors import no_progress_bars
+
+# `preview` second: the Hub viewer shows columns in order and renders the preview best.
+# `num_objects` and `pixel_size_um` are top-level scalars: the viewer charts, searches and filters those.
+CORE_COLUMNS = ("image_id", "preview", "image", "instance_mask", "objects", "num_objects", "pixel_size_um")
 CORE_OBJECT_FIELDS = {
     "instance_id": datasets.Value("int32"),
     "bbox": datasets.List(datasets.Value("float32"), length=4),
@@ -37,10 +42,12 @@ def features(extra_columns: dict | None = None, extra_object_fields: dict | None
                              "declare nullable scalars (as fluocells' dot_x, dot_y) or a variable-length list")
     columns = {
         "image_id": datasets.Value("string"),
+        "preview": datasets.Image(),
         "image": datasets.Image(),
         "instance_mask": datasets.Image(),
         "objects": datasets.List({**CORE_OBJECT_FIELDS, **extra_object_fields}),
-        "preview": datasets.Image(),
+        "num_objects": datasets.Value("int32"),  # null for an unlabelled image
+        "pixel_size_um": datasets.Value("float32"),  # micrometres per pixel as published; null where unknown
     }
     return datasets.Features({**columns, **extra_columns})
 
@@ -76,13 +83,8 @@ def core_view(dataset):
             features=CORE_FEATURES,
         )
     # Arrow-level projection: no image is decoded or re-encoded. A column selection shows no progress bar.
-    shown = datasets.is_progress_bar_enabled()
-    datasets.disable_progress_bars()
-    try:
+    with no_progress_bars():
         return dataset.with_format("arrow").map(_core_objects, batched=True, features=CORE_FEATURES).with_format(None)
-    finally:
-        if shown:
-            datasets.enable_progress_bars()
 
 
 def null_fixed_lists(table: pa.Table) -> list[str]:

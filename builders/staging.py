@@ -27,7 +27,7 @@ from . import cards, schema
 from .archives import same_copies
 from .stats import split_stats
 from .base import MAX_ROW_GROUP_BYTES, split_total
-from .errors import BuildError, check_or_warn, find_build_error, warn
+from .errors import BuildError, check_or_warn, find_build_error, no_progress_bars, relaxed_checks, warn
 
 try:
     import fcntl
@@ -119,18 +119,6 @@ def _inside(folder: str):
         yield
     finally:
         os.chdir(previous)
-
-
-@contextlib.contextmanager
-def no_progress_bars():
-    """`datasets` progress bars off inside the block (as they were after it)."""
-    was_enabled = datasets.utils.logging.is_progress_bar_enabled()
-    datasets.utils.logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            datasets.utils.logging.enable_progress_bar()
 
 
 def _prepare_config(builder_cls, config_name, scratch, repo_dir, data_dir, num_proc, verify, folder=None) -> ConfigResult:
@@ -260,30 +248,31 @@ def build(builder_cls, out="hub", data_dir=None, configs=None, num_proc=None, ve
     scratch = tempfile.mkdtemp(prefix=f".{builder_cls.REPO_NAME}.partial-", dir=out)
     lock = _hold(scratch)
     try:
-        repo_dir = os.path.join(scratch, "repo")
-        os.makedirs(repo_dir)
-        try:
-            if builder_cls.PARTS_CONFIG:
-                parts = _prepare_config(builder_cls, builder_cls.PARTS_CONFIG, scratch, repo_dir, data_dir, num_proc,
-                                        verify, folder="data")
-                results = _configs_from_parts(parts, configs, repo_dir, asked=bool(asked))
-            else:
-                results = [_prepare_config(builder_cls, c, scratch, repo_dir, data_dir, num_proc, verify) for c in configs]
-        except Exception as exc:  # `datasets` wraps errors raised while generating: surface ours as they are
-            cause = find_build_error(exc)
-            if cause is None or cause is exc:
-                raise
-            raise BuildError(str(cause)) from exc
-        problem = same_copies({name: copy for r in results for name, copy in r.used_copies.items()})
-        if problem:  # configs built from one file copied under two archives' names
-            raise BuildError(problem)
-        for result in results:
-            verify_counts(builder_cls, result, verify)
-        cards.write_card(builder_cls, results, repo_dir)
-        if final.exists():
-            os.replace(final, previous)
-        os.replace(repo_dir, final)
-        shutil.rmtree(previous, ignore_errors=True)
+        with relaxed_checks() as relaxed:  # what --no-verify lets through, for the card's notice
+            repo_dir = os.path.join(scratch, "repo")
+            os.makedirs(repo_dir)
+            try:
+                if builder_cls.PARTS_CONFIG:
+                    parts = _prepare_config(builder_cls, builder_cls.PARTS_CONFIG, scratch, repo_dir, data_dir, num_proc,
+                                            verify, folder="data")
+                    results = _configs_from_parts(parts, configs, repo_dir, asked=bool(asked))
+                else:
+                    results = [_prepare_config(builder_cls, c, scratch, repo_dir, data_dir, num_proc, verify) for c in configs]
+            except Exception as exc:  # `datasets` wraps errors raised while generating: surface ours as they are
+                cause = find_build_error(exc)
+                if cause is None or cause is exc:
+                    raise
+                raise BuildError(str(cause)) from exc
+            problem = same_copies({name: copy for r in results for name, copy in r.used_copies.items()})
+            if problem:  # configs built from one file copied under two archives' names
+                raise BuildError(problem)
+            for result in results:
+                verify_counts(builder_cls, result, verify)
+            cards.write_card(builder_cls, results, repo_dir, unverified=None if verify else relaxed)
+            if final.exists():
+                os.replace(final, previous)
+            os.replace(repo_dir, final)
+            shutil.rmtree(previous, ignore_errors=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         os.close(lock)

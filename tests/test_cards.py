@@ -91,3 +91,56 @@ def test_metadata_rules_catch_what_the_hub_refuses():
         "size_categories: '1K-10K' is not one of the Hub's values"]
     assert metadata_problems({**good, "configs": [{"config_name": "a"}, {"config_name": "b", "default": True}]}) == [
         "the first config, and only it, must be marked default: true"]
+
+
+def _section(text: str, heading: str) -> str:
+    return text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+
+
+@pytest.mark.parametrize("fixture", ["aitslab_staged", "nsd_staged", "nucls_staged", "fluocells_staged"])
+def test_card_statistics_equal_those_recomputed_from_the_data(fixture, request):
+    import numpy as np
+
+    staged = request.getfixturevalue(fixture)
+    cls = next(c for c in REGISTRY.values() if c.REPO_NAME == staged.name)
+    text = DatasetCard.load(staged / "README.md").text
+    statistics = _section(text, "Statistics")
+    for config in cls.config_names():
+        size = cls.imaging(config).pixel_size_um
+        for split, ds in load_dataset(str(staged), config).items():
+            rows = ds.with_format("arrow").select_columns(["instance_mask", "objects"])[:].to_pylist()
+            counts = np.array([len(r["objects"]) for r in rows if r["instance_mask"] is not None])
+            areas = np.array([o["area"] for r in rows for o in r["objects"]])
+            per_image = f"{counts.min():,} / {np.median(counts):,.1f} / {counts.max():,}" if counts.size else "–"
+            area = " / ".join(f"{v:,.1f}" for v in np.percentile(areas, [5, 50, 95])) if areas.size else "–"
+            area_um = (" / ".join(f"{v * size * size:,.1f}" for v in np.percentile(areas, [5, 50, 95]))
+                       if areas.size and size else "–")
+            expected = (f"| {config} | {split} | {len(rows):,} | {len(rows) - counts.size:,} | {int((counts == 0).sum()):,} "
+                        f"| {int(counts.sum()):,} | {per_image} | {area} | {area_um} |")
+            assert expected in statistics.splitlines(), (expected, statistics)
+            if cls.SOURCE_ID == "nucls":
+                names = ds.features["objects"].feature["super_classification"].names
+                found = [sum(o["super_classification"] == names.index(n) for r in rows for o in r["objects"]) for n in names]
+                assert f"| {config} | {split} | " + " | ".join(f"{n:,}" for n in found) + " |" in statistics
+
+
+def test_cards_state_imaging_licence_duties_gating_and_size_by_distinct_images(aitslab_staged, nsd_staged,
+                                                                               nucls_staged, fluocells_staged):
+    cards = {p.name: DatasetCard.load(p / "README.md") for p in (aitslab_staged, nsd_staged, nucls_staged, fluocells_staged)}
+    nucls = cards["nucls"]
+    # NuCLS: 7 configs share one copy of each FOV; the size category counts the FOVs once.
+    fovs = len(load_dataset(str(nucls_staged), "all", split="train"))
+    assert fovs < 1000 and nucls.data.to_dict()["size_categories"] == ["n<1K"]
+    assert "| 0.2 |" in _section(nucls.text, "Imaging") and "hematoxylin and eosin" in nucls.text
+    assert "unknown (not published)" in _section(cards["aitslab-bioimaging1"].text, "Imaging")
+    for name, card in cards.items():
+        cls = next(c for c in REGISTRY.values() if c.REPO_NAME == name)
+        imaging = _section(card.text, "Imaging")
+        assert all(url in imaging for config in cls.config_names() for _, url in cls.imaging(config).sources)
+        licence = _section(card.text, "Licence")
+        assert {"cc-by-4.0": "give appropriate credit", "cc-by-sa-4.0": "share-alike", "cc0-1.0": "no conditions",
+                "other": "research purposes only"}[cls.LICENSE] in licence
+        gated = card.data.to_dict().get("extra_gated_prompt")
+        assert bool(gated) == (name == "nucleussegdata") == ("This repository is gated" in licence)
+    assert "research purposes only" in cards["nucleussegdata"].data.to_dict()["extra_gated_prompt"]
+    assert metadata_problems(cards["nucleussegdata"].data.to_dict()) == []

@@ -5,6 +5,7 @@ import io
 import json
 import logging
 import zipfile
+from types import SimpleNamespace
 
 import datasets
 import numpy as np
@@ -64,8 +65,8 @@ def test_all_configs_have_the_published_counts_and_the_drawn_objects(fluocells_s
         seen = set()
         for split, rows in ds.items():
             prefix = "" if collection == "v1" else f"{collection}_"
-            assert {r["image_id"]: r["count"] for r in rows} == {prefix + s: n for s, n in expected[split].items()}
-            assert all(r["count"] is None or r["count"] == len(r["objects"]) for r in rows)
+            assert {r["image_id"]: r["num_objects"] for r in rows} == {prefix + s: n for s, n in expected[split].items()}
+            assert all(r["num_objects"] is None or r["num_objects"] == len(r["objects"]) for r in rows)
             assert {(r["collection"], r["marker"], r["marked_structure"]) for r in rows} == {
                 {"v1": ("v1", "CTb", "cytoplasm"), "green": ("green", "c-FOS", "nucleus"),
                  "yellow": ("yellow", "CTb", "cytoplasm"), "red": ("red", "Orx", "cytoplasm")}[collection]}
@@ -103,7 +104,7 @@ def test_v1_keeps_the_50_empty_masks(fluocells_staged, fluocells_fake):
         for row in load_dataset(str(fluocells_staged), "v1", split=split):
             if not row["objects"]:
                 assert row["instance_mask"] is not None and not np.asarray(row["instance_mask"]).any()
-                assert row["count"] == 0
+                assert row["num_objects"] == 0
                 empty.setdefault(split, set()).add(row["image_id"])
     assert {k: len(v) for k, v in empty.items()} == {"train": 38, "test": 12}
     assert empty["train"] | empty["test"] == manifest["v1"]["empty"]
@@ -115,7 +116,7 @@ def test_unlabelled_images_have_no_mask_objects_or_count_but_a_preview(fluocells
     rows = load_dataset(str(fluocells_staged), "v2_red", split="unlabelled").cast_column("image", datasets.Image(decode=False))
     assert len(rows) == 362
     for row in rows.select(range(20)):
-        assert row["instance_mask"] is None and row["objects"] == [] and row["count"] is None
+        assert row["instance_mask"] is None and row["objects"] == [] and row["num_objects"] is None
         assert row["preview"].mode == "RGB"
         assert row["image"]["bytes"] == members[f"red/unlabelled/images/{row['image_id'].removeprefix('red_')}.png"]
 
@@ -378,5 +379,7 @@ def test_an_image_with_an_exif_rotation_is_reported(caplog):
     image.save(buffer, format="PNG", exif=exif)
     decoded = PILImage.open(io.BytesIO(buffer.getvalue()))
     with caplog.at_level(logging.WARNING, logger="builders"):
-        SegmentationBuilder.row("x", buffer.getvalue(), "x.png", decoded, np.zeros((2, 4), np.uint16))
+        row = SegmentationBuilder.row(SimpleNamespace(config=SimpleNamespace(name="v1"), imaging=REGISTRY["fluocells"].imaging),
+                                      "x", buffer.getvalue(), "x.png", decoded, np.zeros((2, 4), np.uint16))
     assert "x.png: EXIF orientation 6: `datasets` rotates the image when decoding it, but not its instance_mask" in caplog.text
+    assert row["num_objects"] == 0 and row["pixel_size_um"] is None

@@ -80,6 +80,19 @@ def test_check_names_an_outline_that_left_its_object(copy):
     assert len(errors) == 1 and f"{shard}: row 0 ({image_id}): object 1: its polygons cover its mask pixels with IoU" in errors[0]
 
 
+def test_check_names_a_row_whose_num_objects_is_not_its_number_of_objects(copy):
+    shard = _shard(copy)
+    table = pq.read_table(shard)
+    counts = table.column("num_objects").to_pylist()
+    counts[2] += 1
+    table = table.set_column(table.schema.get_field_index("num_objects"), table.schema.field("num_objects"),
+                             pa.array(counts, type=pa.int32()))
+    pq.write_table(table, shard, write_page_index=True)
+    errors = check_repo(str(copy), load=False).errors
+    image_id = table.column("image_id")[2].as_py()
+    assert errors == [f"{shard}: row 2 ({image_id}): num_objects {counts[2]} but {counts[2] - 1} objects"], errors
+
+
 def _null_dot_shard(path):
     """A shard whose objects carry `dot`, a fixed-size list of 2 int32, null for the second object."""
     dot = pa.list_(pa.int32(), 2)

@@ -126,8 +126,8 @@ def check_rows(rows, files: dict) -> dict:
         assert [o["instance_id"] for o in row["objects"]] == [c.label for c in cells] == list(range(1, len(cells) + 1))
         assert [o["area"] for o in row["objects"]] == [int(c.area) for c in cells], row["image_id"]
         assert [o["bbox"] for o in row["objects"]] == [box(c) for c in cells], row["image_id"]
-        assert row["count"] == len(cells)
-        counts[row["image_id"]] = row["count"]
+        assert row["num_objects"] == len(cells)
+        counts[row["image_id"]] = row["num_objects"]
     return counts
 
 

@@ -15,7 +15,8 @@ from builders.masks import png16
 
 def test_core_features_are_exactly_the_design():
     f = schema.CORE_FEATURES
-    assert list(f) == ["image_id", "image", "instance_mask", "objects", "preview"]
+    assert list(f) == ["image_id", "preview", "image", "instance_mask", "objects", "num_objects", "pixel_size_um"]
+    assert f["num_objects"] == datasets.Value("int32") and f["pixel_size_um"] == datasets.Value("float32")
     assert f["image_id"] == datasets.Value("string")
     assert f["image"] == f["instance_mask"] == f["preview"] == datasets.Image()
     assert isinstance(f["objects"], datasets.List)
@@ -40,8 +41,9 @@ def _tiny(extra_columns, extra_fields, extra_values, field_values):
     features = schema.features(extra_columns, extra_fields)
     obj = {"instance_id": 1, "bbox": [0.0, 0.0, 1.0, 1.0], "area": 1, "polygons": [[0.0, 0.0, 1.0, 0.0, 1.0, 1.0]], **field_values}
     png = {"bytes": png16(np.ones((2, 2), dtype=np.uint16)), "path": "x.png"}
-    row = {"image_id": "a", "image": png, "instance_mask": png, "objects": [obj], "preview": png, **extra_values}
-    return datasets.Dataset.from_list([row, {**row, "image_id": "b", "objects": []}], features=features)
+    row = {"image_id": "a", "preview": png, "image": png, "instance_mask": png, "objects": [obj], "num_objects": 1,
+           "pixel_size_um": None, **extra_values}
+    return datasets.Dataset.from_list([row, {**row, "image_id": "b", "objects": [], "num_objects": 0}], features=features)
 
 
 def test_core_view_of_two_sources_concatenates():
@@ -105,5 +107,5 @@ def test_registered_builder_metadata_is_complete(source):
 
 def test_aitslab_extra_columns_are_the_designed_ones():
     features = REGISTRY["aitslab-bioimaging1"].features()
-    assert list(features)[5:] == ["plate", "well", "field"]
+    assert list(features)[len(schema.CORE_COLUMNS):] == ["plate", "well", "field"]
     assert all(features[c] == datasets.Value("string") for c in ("plate", "well", "field"))
