@@ -1,4 +1,5 @@
-"""Dataset cards: README.md (YAML metadata + body) and `assets/preview.png`, from a builder's metadata.
+"""Dataset cards: README.md (YAML metadata + body) and a figure per config (`assets/preview-<config>.jpg`),
+from a builder's metadata.
 
 The prose (what the data is, how it was made) comes from `dataset_cards/<repo name>.md`; everything
 else is generated: licence, configs (default first, `default: true`), `dataset_info` with the
@@ -30,8 +31,10 @@ RECIPES = TEMPLATES / "recipes.md"  # "Train with PyTorch" and "COCO", with the 
 # The object class each source's recipes use: a ClassLabel column of `objects`, or one category for every object.
 RECIPE_LABELS = {"nucls": "super_classification"}
 RECIPE_CATEGORIES = {"fluocells": "cell"}  # else "nucleus"
-PREVIEW_TILE = 256
-PREVIEW_TILES = 6
+FIGURE_TILE, FIGURE_TILES, FIGURE_QUALITY = 256, 4, 90  # per config: its first images, each scaled to a tile
+# Outline colours of the classes in the figures (index = class index), distinct on H&E and on dark fluorescence.
+CLASS_COLOURS = np.array([(255, 40, 40), (40, 200, 40), (40, 120, 255), (255, 200, 0), (200, 60, 255), (0, 220, 220),
+                          (255, 120, 0), (255, 255, 255)], dtype=np.uint8)
 
 CORE_DOCS = {
     "image_id": "upstream file stem; one id always names the same image bytes",
@@ -322,7 +325,7 @@ def card_body(builder_cls, results, repo_dir: str, unverified: list | None = Non
              if builder_cls.GATED_PROMPT else "")
     return f"""# {builder_cls.PRETTY_NAME}
 
-{unverified_notice(unverified)}![Preview: images with coloured instance outlines](assets/preview.png)
+{unverified_notice(unverified)}{figures_section(builder_cls, results)}
 
 {prose}
 
@@ -385,33 +388,69 @@ def split_files(repo: str, entry) -> list[str]:
     return sorted({path for pattern in patterns for path in glob.glob(os.path.join(repo, pattern))})
 
 
-def preview_figure(repo_dir: str, result) -> bytes | None:
-    """A grid of the first previews of the default config's first split, as PNG bytes."""
-    shards = split_files(repo_dir, result.data_files[0]) if result.data_files else []
-    if not shards:
-        return None
-    cells = []  # the first PREVIEW_TILES rows, whatever the sharding
-    for shard in shards:
-        parquet = pq.ParquetFile(shard)
+def _first_rows(files: list[str], columns: list[str], count: int) -> list[dict]:
+    rows = []
+    for path in files:
+        parquet = pq.ParquetFile(path)
         for group in range(parquet.num_row_groups):
-            if len(cells) < PREVIEW_TILES:
-                table = parquet.read_row_group(group, columns=["preview"]).slice(0, PREVIEW_TILES - len(cells))
-                cells += table.column("preview").to_pylist()
-    tiles = []
-    for cell in cells:
-        tile = PILImage.open(io.BytesIO(cell["bytes"])).convert("RGB")
-        tile.thumbnail((PREVIEW_TILE, PREVIEW_TILE))
-        canvas = PILImage.new("RGB", (PREVIEW_TILE, PREVIEW_TILE))
-        canvas.paste(tile, ((PREVIEW_TILE - tile.width) // 2, (PREVIEW_TILE - tile.height) // 2))
-        tiles.append(np.asarray(canvas))
-    if not tiles:
+            if len(rows) < count:
+                rows += parquet.read_row_group(group, columns=columns).slice(0, count - len(rows)).to_pylist()
+    return rows
+
+
+def figure_name(config: str) -> str:
+    return f"assets/preview-{config}.jpg"
+
+
+def config_figure(repo_dir: str, result, label: str | None = None, names: list | None = None) -> bytes | None:
+    """The first images of a config's first split, each scaled to a FIGURE_TILE px tile with its objects' outlines
+    (coloured by `label` class, with a legend, else per object) and a caption: split, image id, objects."""
+    from PIL import ImageDraw
+
+    from . import masks
+
+    if not result.data_files:
         return None
-    columns = min(3, len(tiles))
-    tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % columns)
-    grid = np.vstack([np.hstack(tiles[i:i + columns]) for i in range(0, len(tiles), columns)])
+    entry = result.data_files[0]
+    rows = _first_rows(split_files(repo_dir, entry), ["image_id", "image", "instance_mask", "objects"], FIGURE_TILES)
+    if not rows:
+        return None
+    caption, legend = 34, (len(names) + 1) // 2 * 18 + 8 if label else 0
+    canvas = PILImage.new("RGB", (FIGURE_TILE * len(rows), FIGURE_TILE + caption + legend), "white")
+    draw = ImageDraw.Draw(canvas)
+    for i, row in enumerate(rows):
+        image = PILImage.open(io.BytesIO(row["image"]["bytes"]))
+        labels = None if row["instance_mask"] is None else np.asarray(PILImage.open(io.BytesIO(row["instance_mask"]["bytes"])))
+        scale = FIGURE_TILE / max(image.size)  # small images are enlarged to the tile, large ones shrunk
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        colours = None
+        if label and labels is not None:
+            colours = np.zeros((len(row["objects"]) + 1, 3), dtype=np.uint8)
+            colours[1:] = [CLASS_COLOURS[obj[label] % len(CLASS_COLOURS)] for obj in row["objects"]]
+        tile = masks.outlined_rgb(image, labels, size, colours)
+        canvas.paste(PILImage.fromarray(tile), (i * FIGURE_TILE + (FIGURE_TILE - size[0]) // 2, (FIGURE_TILE - size[1]) // 2))
+        objects = "unlabelled" if labels is None else f"{len(row['objects'])} objects"
+        image_id = row["image_id"] if len(row["image_id"]) <= 38 else row["image_id"][:37] + "…"
+        draw.text((i * FIGURE_TILE + 4, FIGURE_TILE + 3), f"{result.name} / {entry['split']}: {objects}", fill="black")
+        draw.text((i * FIGURE_TILE + 4, FIGURE_TILE + 17), image_id, fill="black")
+    for k, name in enumerate(names or []):  # legend: two columns of colour swatches
+        x, y = 4 + (k % 2) * 2 * FIGURE_TILE // 2, FIGURE_TILE + caption + 4 + k // 2 * 18
+        draw.rectangle((x, y + 2, x + 12, y + 12), fill=tuple(int(v) for v in CLASS_COLOURS[k % len(CLASS_COLOURS)]))
+        draw.text((x + 18, y), f"{label}: {name}", fill="black")
     buffer = io.BytesIO()
-    PILImage.fromarray(grid).save(buffer, format="PNG")
+    canvas.save(buffer, format="JPEG", quality=FIGURE_QUALITY)
     return buffer.getvalue()
+
+
+def figures_section(builder_cls, results) -> str:
+    label = RECIPE_LABELS.get(builder_cls.REPO_NAME)
+    how = f"outlines coloured by `{label}` (legend below the images)" if label else "one colour per object"
+    return "\n\n".join(
+        f"![{r.name}: the first images of split {r.data_files[0]['split']} with their objects' outlines]"
+        f"({figure_name(r.name)})\n\n*Config `{r.name}`, split `{r.data_files[0]['split']}`: its first "
+        f"{min(FIGURE_TILES, next(iter(r.counts.values()))[0])} images, {how}; each caption gives the image id and "
+        f"its number of objects.*"
+        for r in results if r.data_files)
 
 
 def write_card(builder_cls, results, repo_dir: str, unverified: list | None = None) -> None:
@@ -420,7 +459,10 @@ def write_card(builder_cls, results, repo_dir: str, unverified: list | None = No
     metadata = card_metadata(builder_cls, results, repo_dir)
     card = DatasetCard(f"---\n{metadata.to_yaml()}\n---\n\n{card_body(builder_cls, results, repo_dir, unverified)}")
     card.save(os.path.join(repo_dir, "README.md"))
-    figure = preview_figure(repo_dir, results[0])
-    if figure:
-        os.makedirs(os.path.join(repo_dir, "assets"), exist_ok=True)
-        Path(repo_dir, "assets", "preview.png").write_bytes(figure)
+    label = RECIPE_LABELS.get(builder_cls.REPO_NAME)
+    names = builder_cls.features()["objects"].feature[label].names if label else None
+    for result in results:
+        figure = config_figure(repo_dir, result, label, names)
+        if figure:
+            os.makedirs(os.path.join(repo_dir, "assets"), exist_ok=True)
+            Path(repo_dir, figure_name(result.name)).write_bytes(figure)

@@ -36,7 +36,7 @@ from .errors import no_progress_bars
 from .staging import row_group_problems
 
 SPLIT_WARN_BYTES = 5_000_000_000
-MIN_IOU, MIN_IOU_AREA = 0.9, 30  # outlines must agree with the mask this well, for objects this large
+MIN_IOU, MIN_IOU_AREA = masks.OUTLINE_IOU_BOUND, masks.OUTLINE_IOU_MIN_AREA  # outlines agree with the mask
 FIRST_ROWS, FIRST_ROWS_BYTES = 10, 200_000  # the Hub viewer's first-rows response: at least 10 rows in 200 kB
 MAX_ROW_ERRORS = 20  # per file: a broken build is not listed object by object
 

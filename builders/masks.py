@@ -33,6 +33,9 @@ PREVIEW_QUALITY = 85
 # NucleusSegData (about 80 large nuclei each) within the Hub viewer's 200 kB first-rows budget; 0.75 did not.
 OUTLINE_TOLERANCE = 1.25
 MIN_OUTLINE_IOU = 0.95  # a simplified outline must rasterise to at least this IoU with its part
+# What every published outline guarantees (`upload.py check` enforces it): IoU >= this with its object's pixels,
+# for objects of at least this many pixels.
+OUTLINE_IOU_BOUND, OUTLINE_IOU_MIN_AREA = 0.9, 30
 # Bright, mutually distinct outline colours; an object's colour is PALETTE[id % len(PALETTE)].
 PALETTE = np.array(
     [
@@ -289,31 +292,40 @@ def display_rgb(image: PILImage.Image) -> np.ndarray:
     return grey if grey.ndim == 3 else np.repeat(grey[..., None], 3, axis=2)
 
 
+def outlined_rgb(image: PILImage.Image, labels: np.ndarray | None, size: tuple[int, int],
+                 colours: np.ndarray | None = None) -> np.ndarray:
+    """The image as 8-bit RGB resized to `size` (width, height), with each object's outline drawn in its colour:
+    `colours[id]` (uint8 RGB per id), or by default `PALETTE[id % len(PALETTE)]`."""
+    width, height = image.size
+    if image.mode in ("L", "RGB", "RGBA"):  # 8-bit: resize first (box reduce when shrinking), then to RGB
+        small = image.resize(size, PILImage.Resampling.BILINEAR, reducing_gap=2.0) if size != image.size else image
+        rgb = np.asarray(small.convert("RGB"))
+    else:
+        rgb = display_rgb(image)
+        if size != image.size:
+            rgb = np.asarray(PILImage.fromarray(rgb).resize(size, PILImage.Resampling.BILINEAR))
+    if labels is None:
+        return rgb
+    # Nearest-neighbour sampling of the labels at the output's pixel centres.
+    rows = np.minimum(((np.arange(size[1]) + 0.5) * height / size[1]).astype(np.intp), height - 1)
+    cols = np.minimum(((np.arange(size[0]) + 0.5) * width / size[0]).astype(np.intp), width - 1)
+    small = np.asarray(labels)[np.ix_(rows, cols)].astype(np.int64)
+    edge = np.zeros(small.shape, dtype=bool)
+    edge[1:, :] |= small[1:, :] != small[:-1, :]
+    edge[:-1, :] |= small[:-1, :] != small[1:, :]
+    edge[:, 1:] |= small[:, 1:] != small[:, :-1]
+    edge[:, :-1] |= small[:, :-1] != small[:, 1:]
+    edge &= small > 0
+    rgb = rgb.copy()
+    rgb[edge] = PALETTE[small[edge] % len(PALETTE)] if colours is None else colours[small[edge]]
+    return rgb
+
+
 def preview_jpeg(image: PILImage.Image, labels: np.ndarray | None, max_side: int = PREVIEW_MAX_SIDE) -> bytes:
     """RGB JPEG of the image, at most `max_side` px (never larger than the image), with coloured outlines."""
     width, height = image.size
     scale = min(1.0, max_side / max(height, width))
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    if image.mode in ("L", "RGB", "RGBA"):  # 8-bit: shrink first (box reduce, then bilinear), then to RGB
-        small = image.resize(size, PILImage.Resampling.BILINEAR, reducing_gap=2.0) if scale < 1 else image
-        rgb = np.asarray(small.convert("RGB"))
-    else:
-        rgb = display_rgb(image)
-        if scale < 1:
-            rgb = np.asarray(PILImage.fromarray(rgb).resize(size, PILImage.Resampling.BILINEAR))
-    if labels is not None:
-        # Nearest-neighbour sampling of the labels at the preview's pixel centres.
-        rows = np.minimum(((np.arange(size[1]) + 0.5) * height / size[1]).astype(np.intp), height - 1)
-        cols = np.minimum(((np.arange(size[0]) + 0.5) * width / size[0]).astype(np.intp), width - 1)
-        small = np.asarray(labels)[np.ix_(rows, cols)]
-        edge = np.zeros(small.shape, dtype=bool)
-        edge[1:, :] |= small[1:, :] != small[:-1, :]
-        edge[:-1, :] |= small[:-1, :] != small[1:, :]
-        edge[:, 1:] |= small[:, 1:] != small[:, :-1]
-        edge[:, :-1] |= small[:, :-1] != small[:, 1:]
-        edge &= small > 0
-        rgb = rgb.copy()
-        rgb[edge] = PALETTE[small[edge].astype(np.int64) % len(PALETTE)]
     buffer = io.BytesIO()
-    PILImage.fromarray(rgb).save(buffer, format="JPEG", quality=PREVIEW_QUALITY)
+    PILImage.fromarray(outlined_rgb(image, labels, size)).save(buffer, format="JPEG", quality=PREVIEW_QUALITY)
     return buffer.getvalue()

@@ -35,6 +35,9 @@ NOTE: `polygons` holds the CSV outline, converted to the pixel-edge frame of `bb
       the pixels painted; a rectangle becomes its box edges (xmin, ymin)-(xmax + 1, ymax + 1), exactly its
       `bbox`; a point, its pixel's square. `bbox` and `area` come from the stored mask. Empty coordinate
       fields are skipped and float ones kept; a polyline with fewer than 3 points is outlined by its box.
+NOTE: where a CSV outline disagrees with the mask (IoU below 0.9 with the nucleus' own pixels, for nuclei of
+      30 pixels or more: seen at FOV edges), `polygons` is traced from the mask instead, as in the other
+      sources, so that every outline agrees with `instance_mask`.
 NOTE: `csv/ALL_FOV_LOCATIONS.csv` (any case) is not a nucleus table and is skipped; a `correction_`
       prefix on a raw class is removed. Fold membership is by exact slide name (the FOV name before
       `_id`), never by substring.
@@ -337,8 +340,12 @@ def objects_of(labels: np.ndarray, nuclei: list[dict]) -> list[dict]:
             x0, y0 = np.clip(nucleus["box"][:2], 0, [width, height])
             x1, y1 = np.clip(np.add(nucleus["box"][2:], 1), 0, [width, height])
             bbox = [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]
+        polygons = [outline(nucleus, width, height)]
+        if area >= masks.OUTLINE_IOU_MIN_AREA and masks.outline_iou(labels, k, polygons, bbox) < masks.OUTLINE_IOU_BOUND:
+            x0, y0, w, h = (int(v) for v in bbox)  # the CSV outline disagrees with the mask: trace the mask
+            polygons = masks.outline_polygons(labels[y0:y0 + h, x0:x0 + w] == k, x0, y0)
         objects.append({
-            "instance_id": k, "bbox": bbox, "area": area, "polygons": [outline(nucleus, width, height)],
+            "instance_id": k, "bbox": bbox, "area": area, "polygons": polygons,
             "raw_classification": nucleus["raw"], "main_classification": nucleus["main"],
             "super_classification": nucleus["super"], "annotation_type": nucleus["type"],
         })

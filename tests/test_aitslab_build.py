@@ -74,7 +74,7 @@ def test_fake_archives_build_and_load(tmp_path, layout):
     staged = build(tmp_path / "upstream", tmp_path / "hub")
     assert staged == (tmp_path / "hub" / "aitslab-bioimaging1").resolve()
     files = sorted(str(p.relative_to(staged)) for p in staged.rglob("*") if p.is_file())
-    assert files == ["README.md", "assets/preview.png"] + [f"data/{s}-00000-of-00001.parquet" for s in ("test", "train", "validation")]
+    assert files == ["README.md", "assets/preview-default.jpg"] + [f"data/{s}-00000-of-00001.parquet" for s in ("test", "train", "validation")]
     assert not list((tmp_path / "hub").glob(".*"))  # no scratch left behind
     seen = set()
     for split in SPLITS:
@@ -129,7 +129,8 @@ def test_two_builds_are_byte_identical_and_num_proc_gives_the_same_rows(tmp_path
         assert sorted(r["bytes"] for r in a["image"]) == sorted(r["bytes"] for r in b["image"])
     # the card's preview grid shows the same first rows however the splits were sharded
     assert len(list((parallel / "data").glob("train-*"))) == 2
-    assert (parallel / "assets" / "preview.png").read_bytes() == (aitslab_staged / "assets" / "preview.png").read_bytes()
+    figure = "assets/preview-default.jpg"
+    assert (parallel / figure).read_bytes() == (aitslab_staged / figure).read_bytes()
 
 
 def trust(monkeypatch, manifest):

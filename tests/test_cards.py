@@ -44,10 +44,36 @@ def test_card_body_has_every_section_and_true_counts(aitslab_staged, aitslab_fak
     assert "| `plate` | `Value('string')` | Cellomics plate id" in body
 
 
-def test_preview_figure_is_a_grid_of_previews(aitslab_staged):
-    figure = PILImage.open(io.BytesIO((aitslab_staged / "assets" / "preview.png").read_bytes()))
-    assert figure.format == "PNG" and figure.mode == "RGB"
-    assert figure.size == (3 * 256, 256)  # the 3 training images, one row of tiles
+def test_each_config_has_a_captioned_figure_of_its_first_images(aitslab_staged, nucls_staged):
+    figure = PILImage.open(aitslab_staged / "assets" / "preview-default.jpg")
+    assert figure.format == "JPEG" and figure.mode == "RGB"
+    assert figure.size == (3 * 256, 256 + 34)  # the 3 training images, one tile each, and a two-line caption
+    card = DatasetCard.load(aitslab_staged / "README.md").text
+    assert "![default: the first images of split train" in card and "*Config `default`, split `train`: its first 3" in card
+    nucls = DatasetCard.load(nucls_staged / "README.md").text
+    names = REGISTRY["nucls"].features()["objects"].feature["super_classification"].names
+    for config in REGISTRY["nucls"].config_names():
+        path = nucls_staged / "assets" / f"preview-{config}.jpg"
+        assert f"(assets/preview-{config}.jpg)" in nucls and path.is_file()
+        width, height = PILImage.open(path).size
+        assert width % 256 == 0 and height == 256 + 34 + (len(names) + 1) // 2 * 18 + 8  # a legend of the classes
+    assert "outlines coloured by `super_classification`" in nucls
+
+
+def test_figure_outlines_take_their_class_colour():
+    import numpy as np
+
+    from builders.cards import CLASS_COLOURS
+    from builders.masks import outlined_rgb
+
+    labels = np.zeros((12, 12), dtype=np.uint16)
+    labels[2:6, 2:6], labels[7:11, 6:11] = 1, 2
+    colours = np.zeros((3, 3), dtype=np.uint8)
+    colours[1:] = CLASS_COLOURS[[3, 0]]  # object 1 of class 3, object 2 of class 0
+    rgb = outlined_rgb(PILImage.new("L", (12, 12)), labels, (24, 24), colours)
+    assert rgb.shape == (24, 24, 3)
+    assert tuple(rgb[4, 4]) == tuple(CLASS_COLOURS[3]) and tuple(rgb[14, 12]) == tuple(CLASS_COLOURS[0])
+    assert tuple(rgb[0, 0]) == (0, 0, 0) and tuple(rgb[8, 8]) == (0, 0, 0)  # background, object interior
 
 
 SECTIONS = ("## Quick start", "## Configurations and splits", "## Schema", "## Known quirks", "## Provenance",
@@ -62,9 +88,10 @@ def test_every_generated_card_parses_follows_the_hub_rules_and_counts_the_data(f
     assert metadata_problems(data) == []
     cls = next(c for c in REGISTRY.values() if c.REPO_NAME == staged.name)
     assert [c["config_name"] for c in data["configs"]] == cls.config_names() and data["configs"][0]["default"]
-    assert all(heading in card.text for heading in SECTIONS) and "![Preview" in card.text
+    assert all(heading in card.text for heading in SECTIONS)
     assert "streaming=True" in card.text and "np.array(row[\"instance_mask\"])" in card.text
-    assert "(assets/preview.png)" in card.text and (staged / "assets" / "preview.png").is_file()
+    assert all(f"(assets/preview-{c}.jpg)" in card.text and (staged / "assets" / f"preview-{c}.jpg").is_file()
+               for c in cls.config_names())
     infos = DatasetInfosDict.from_dataset_card_data(card.data)
     for config in cls.config_names():
         assert infos[config].features == cls.features()

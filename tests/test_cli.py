@@ -87,7 +87,7 @@ def test_demo_runs_offline_and_prints_how_to_load(tmp_path):
     result = run("demo", "--out", "demo_out", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     staged = tmp_path / "demo_out" / "hub" / "aitslab-bioimaging1"
-    assert (staged / "README.md").is_file() and (staged / "assets" / "preview.png").is_file()
+    assert (staged / "README.md").is_file() and (staged / "assets" / "preview-default.jpg").is_file()
     assert "load_dataset('demo_out/hub/aitslab-bioimaging1', 'default')" in result.stdout
     assert ": OK" in result.stdout
     assert (tmp_path / "demo_out" / "upstream" / "aitslab-bioimaging1" / "training_nuclei.zip").is_file()

@@ -239,3 +239,19 @@ def test_a_covered_nucleus_keeps_its_csv_box_clipped_to_the_image():
     (obj,) = objects_of(labels, [nucleus])
     assert obj["area"] == 0 and obj["bbox"] == [0.0, 6.0, 3.0, 4.0]
     assert obj["polygons"] == [[0.0, 6.0, 3.0, 6.0, 3.0, 10.0, 0.0, 10.0]]  # the box's edges, clipped
+
+
+def test_a_csv_outline_that_disagrees_with_the_mask_is_replaced_by_the_traced_mask():
+    from builders.masks import outline_iou
+
+    labels = np.zeros((30, 30), np.uint16)
+    labels[5:15, 5:15] = 1  # nucleus 1: a 10 x 10 block, its CSV outline on it
+    labels[18:28, 10:20] = 2  # nucleus 2: its CSV outline 6 px to the right (a FOV-edge defect)
+    square = lambda x0, y0: np.array([(x0, y0), (x0 + 9, y0), (x0 + 9, y0 + 9), (x0, y0 + 9)], dtype=np.float64)
+    nuclei = [{"raw": "tumor", "main": "tumor_nonMitotic", "super": "tumor_any", "type": "polyline",
+               "box": [x, y, x + 9, y + 9], "points": square(x, y)} for x, y in ((5, 5), (16, 18))]
+    kept, traced = objects_of(labels, nuclei)
+    assert kept["polygons"] == [[5.5, 5.5, 14.5, 5.5, 14.5, 14.5, 5.5, 14.5]]  # the CSV outline, pixel centres
+    assert traced["polygons"] != [(square(16, 18) + 0.5).ravel().tolist()]
+    assert outline_iou(labels, 2, traced["polygons"], traced["bbox"]) == 1.0
+    assert len(traced["polygons"]) == 1 and traced["bbox"] == [10.0, 18.0, 10.0, 10.0]
