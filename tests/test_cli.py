@@ -83,7 +83,7 @@ def test_build_all_builds_what_it_can_and_lists_the_failures(tmp_path, aitslab_f
     assert "Generating" not in result.stderr  # --quiet: no progress bars
 
 
-def test_demo_runs_offline_and_prints_how_to_load(tmp_path):
+def test_demo_runs_offline_and_prints_how_to_load(tmp_path, hub):
     result = run("demo", "--out", "demo_out", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     staged = tmp_path / "demo_out" / "hub" / "aitslab-bioimaging1"
@@ -99,3 +99,6 @@ def test_demo_runs_offline_and_prints_how_to_load(tmp_path):
     assert "part_" not in result.stderr and "part_" not in result.stdout
     built = sum(1 for _ in (tmp_path / "demo_out" / "hub").glob("*/*/*-00000-of-*.parquet"))
     assert 0 < len(bars) <= built
+    # The demo's fake data cannot reach the Hub under the real title by accident.
+    refused = run("push", "aitslab-bioimaging1", "--org", "me", "--out", "demo_out/hub", cwd=tmp_path)
+    assert refused.returncode == 1 and "--allow-unverified" in refused.stderr and "me/aitslab-bioimaging1" not in hub.repos
