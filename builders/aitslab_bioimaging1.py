@@ -76,8 +76,6 @@ CITATION = """\
 }
 """
 
-DESCRIPTION = " ".join(__doc__.split("\n\n")[1].split())
-NOTES = tuple(" ".join(n.split()) for n in __doc__.split("NOTE:")[1:])
 
 # Cellomics CX7 names: <plate>_<well><field><channel>, e.g. MFGTMPcx7_170702000001_B14f07d0
 NAME = re.compile(r"^(?P<plate>.+)_(?P<well>[A-Za-z]{1,2}\d{2})(?P<field>f\d+)(?P<channel>d\d+)$")
@@ -141,18 +139,9 @@ class AitslabBioimaging1(SegmentationBuilder):
     """Aitslab-bioimaging1 (Zenodo 6657260): 50 Hoechst-stained U2OS nucleus images with instance outlines."""
 
     SOURCE_ID = "aitslab-bioimaging1"
-    REPO_NAME = "aitslab-bioimaging1"
     PRETTY_NAME = "Aitslab-bioimaging1: Hoechst-stained U2OS nuclei"
-    DESCRIPTION = DESCRIPTION
     HOMEPAGE = "https://zenodo.org/records/6657260"
     LICENSE = "cc-by-4.0"
-    LICENSE_NAME = "Creative Commons Attribution 4.0 International"
-    LICENSE_LINK = "https://creativecommons.org/licenses/by/4.0/"
-    CITATION = CITATION
-    ARCHIVES = ARCHIVES
-    OFFICIAL_COUNTS = OFFICIAL_COUNTS
-    IMAGING = IMAGING
-    NOTES = NOTES
     EXTRA_COLUMNS = {"plate": datasets.Value("string"), "well": datasets.Value("string"), "field": datasets.Value("string")}
     COLUMN_DOCS = {
         "plate": "Cellomics plate id from the file name, e.g. `MFGTMPcx7_170702000001`",

@@ -10,6 +10,7 @@ which assembles one example from the published image bytes and a label image.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 import datasets
@@ -27,6 +28,32 @@ EXIF_ORIENTATION = 0x0112  # EXIF tag that `datasets` applies (rotates the image
 @dataclass
 class SourceConfig(datasets.BuilderConfig):
     verify: bool = True  # checksum and official-count mismatches are errors (warnings when False)
+
+
+@dataclass(frozen=True)
+class License:
+    name: str
+    link: str
+    duties: str  # what the licence asks of a user who shares the data or work derived from it (a summary)
+
+
+# One table for the licences our sources use: a builder names only the Hub licence id.
+LICENSES = {
+    "cc-by-4.0": License(
+        "Creative Commons Attribution 4.0 International", "https://creativecommons.org/licenses/by/4.0/",
+        "You may share and adapt the data for any purpose, if you give appropriate credit (cite the authors and "
+        "the record), link to the licence and say whether you changed the data."),
+    "cc-by-sa-4.0": License(
+        "Creative Commons Attribution Share Alike 4.0 International", "https://creativecommons.org/licenses/by-sa/4.0/",
+        "You may share and adapt the data for any purpose, if you give appropriate credit, link to the licence and "
+        "say whether you changed it; what you share of the data, changed or not, must carry the same licence "
+        "(share-alike)."),
+    "cc0-1.0": License(
+        "Creative Commons Zero v1.0 Universal", "https://creativecommons.org/publicdomain/zero/1.0/",
+        "Public domain dedication: no conditions. The authors ask to be cited."),
+}
+# Module-level constants a builder's module declares (TensorFlow Datasets style) and its class picks up.
+MODULE_CONSTANTS = ("HOMEPAGE", "CITATION", "ARCHIVES", "OFFICIAL_COUNTS", "IMAGING")
 
 
 @dataclass(frozen=True)
@@ -73,8 +100,8 @@ class SegmentationBuilder(datasets.GeneratorBasedBuilder):
     DESCRIPTION: str = ""
     HOMEPAGE: str = ""
     LICENSE: str = ""  # Hub licence id (SPDX lower-case) or "other"
-    LICENSE_NAME: str = ""  # for LICENSE == "other"
-    LICENSE_LINK: str = ""
+    LICENSE_NAME: str = ""  # for LICENSE == "other"; else from LICENSES
+    LICENSE_LINK: str = ""  # for LICENSE == "other"; else from LICENSES
     LICENSE_TERMS: str = ""  # the terms in words, for the card, where the licence is not a standard one
     GATED_PROMPT: str = ""  # terms users must accept on the Hub before downloading (a gated repo); "" for none
     GATED_REASON: str = ""  # why, completing "because the authors provide the data ..."
@@ -100,7 +127,21 @@ class SegmentationBuilder(datasets.GeneratorBasedBuilder):
         self.layout = {}  # PARTS_CONFIG builders: config -> split -> parts
 
     def __init_subclass__(cls, **kwargs):
+        """Metadata written once: the module's constants, its docstring's second paragraph (DESCRIPTION) and
+        `NOTE:` lines (NOTES), the repo name from the source id, the licence's name and link from LICENSES."""
         super().__init_subclass__(**kwargs)
+        module = sys.modules[cls.__module__]
+        for name in MODULE_CONSTANTS:
+            if name not in cls.__dict__ and hasattr(module, name):
+                setattr(cls, name, getattr(module, name))
+        doc = module.__doc__ or ""
+        if "DESCRIPTION" not in cls.__dict__ and "\n\n" in doc:
+            cls.DESCRIPTION = " ".join(doc.split("\n\n")[1].split())
+        if "NOTES" not in cls.__dict__:
+            cls.NOTES = tuple(" ".join(note.split()) for note in doc.split("NOTE:")[1:])
+        cls.REPO_NAME = cls.__dict__.get("REPO_NAME") or cls.SOURCE_ID
+        if cls.LICENSE in LICENSES:
+            cls.LICENSE_NAME, cls.LICENSE_LINK = LICENSES[cls.LICENSE].name, LICENSES[cls.LICENSE].link
         cls.DEFAULT_WRITER_BATCH_SIZE = max(1, MAX_ROW_GROUP_BYTES // cls.BYTES_PER_EXAMPLE)
 
     @classmethod

@@ -24,7 +24,7 @@ from datasets.info import DatasetInfosDict
 from huggingface_hub import DatasetCard, DatasetCardData
 from PIL import Image as PILImage
 
-from .base import VERSION, split_total
+from .base import LICENSES, VERSION, split_total
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "dataset_cards"
 RECIPES = TEMPLATES / "recipes.md"  # "Train with PyTorch" and "COCO", with the repo id, config and classes filled in
@@ -73,15 +73,6 @@ TASK_CATEGORIES = {
 TASK_IDS = {"instance-segmentation", "semantic-segmentation", "panoptic-segmentation", "image-colorization",
             "multi-class-image-classification", "multi-label-image-classification", "face-detection",
             "vehicle-detection", "pose-estimation"}
-# What each licence asks of a user who shares the data or work derived from it (a summary, not legal advice).
-LICENSE_DUTIES = {
-    "cc-by-4.0": "You may share and adapt the data for any purpose, if you give appropriate credit (cite the "
-                 "authors and the record), link to the licence and say whether you changed the data.",
-    "cc-by-sa-4.0": "You may share and adapt the data for any purpose, if you give appropriate credit, link to the "
-                    "licence and say whether you changed it; what you share of the data, changed or not, must carry "
-                    "the same licence (share-alike).",
-    "cc0-1.0": "Public domain dedication: no conditions. The authors ask to be cited.",
-}
 UNVERIFIED_MARKER = "<!-- unverified build -->"  # `publish.push` refuses a card carrying it without --allow-unverified
 SIZE_CATEGORIES = {"n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M", "1M<n<10M", "10M<n<100M", "100M<n<1B",
                    "1B<n<10B", "10B<n<100B", "100B<n<1T", "n>1T"}
@@ -318,7 +309,7 @@ def card_body(builder_cls, results, repo_dir: str, unverified: list | None = Non
     )
     notes = "\n".join(f"- {note}" for note in builder_cls.NOTES)
     license_line = f"[{builder_cls.LICENSE_NAME}]({builder_cls.LICENSE_LINK})" if builder_cls.LICENSE_LINK else builder_cls.LICENSE_NAME
-    duties = LICENSE_DUTIES.get(builder_cls.LICENSE, "")
+    duties = LICENSES[builder_cls.LICENSE].duties if builder_cls.LICENSE in LICENSES else ""
     gated = (f"\n\nThis repository is gated: the Hub asks you to accept the terms above before it lets you download "
              f"the files, because the authors provide the data {builder_cls.GATED_REASON}. Log in "
              f"(`hf auth login`) after accepting them on the dataset page; `load_dataset` then works as usual."

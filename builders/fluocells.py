@@ -137,8 +137,6 @@ CITATION = """\
 }
 """
 
-DESCRIPTION = " ".join(__doc__.split("\n\n")[1].split())
-NOTES = tuple(" ".join(n.split()) for n in __doc__.split("NOTE:")[1:])
 
 IMAGE_ENDINGS = (".png.tiff", ".png.tif", ".png", ".tiff", ".tif")  # longest first
 DOT_TOLERANCE = 2.0  # px between an upstream dot and its component's centroid
@@ -369,23 +367,14 @@ class FluorescentNeuronalCells(SegmentationBuilder):
     """Fluorescent Neuronal Cells (AMS Acta 6706 and 7347): v1 and the v2 green / yellow / red collections."""
 
     SOURCE_ID = "fluocells"
-    REPO_NAME = "fluocells"
     PRETTY_NAME = "Fluorescent Neuronal Cells (v1 and v2)"
-    DESCRIPTION = DESCRIPTION
     HOMEPAGE = V2_RECORD
     LICENSE = "cc-by-sa-4.0"
-    LICENSE_NAME = "Creative Commons Attribution Share Alike 4.0 International"
-    LICENSE_LINK = "https://creativecommons.org/licenses/by-sa/4.0/"
     LICENSE_TERMS = (
         "The v1 archive's README (\"All images in this archive are licensed under the Creative Commons Attribution "
         "Share Alike 4.0 International License\") and the v2 authors' datasheet and COCO files say CC BY-SA 4.0. "
         "Some third-party loaders and READMEs say CC BY 4.0 for v2; this card follows the authors."
     )
-    CITATION = CITATION
-    ARCHIVES = ARCHIVES
-    OFFICIAL_COUNTS = OFFICIAL_COUNTS
-    IMAGING = IMAGING
-    NOTES = NOTES
     EXTRA_COLUMNS = {
         "collection": datasets.Value("string"),
         "marker": datasets.Value("string"),

@@ -111,8 +111,6 @@ CITATION = """\
 }
 """
 
-DESCRIPTION = " ".join(__doc__.split("\n\n")[1].split())
-NOTES = tuple(" ".join(n.split()) for n in __doc__.split("NOTE:")[1:])
 
 ANNOTATION = (  # name without `.txt` -> the image stem it annotates
     (re.compile(r"^(?P<prefix>.+)_ann(?P<n>\d+)$"), lambda m: m["prefix"] + m["n"]),  # tr_ann1 -> tr1
@@ -248,10 +246,7 @@ class NucleusSegData(SegmentationBuilder):
     """NucleusSegData (Gunduz-Demir lab): Huh7 and HepG2 nuclei, `original` 37 and `extended` 61 images."""
 
     SOURCE_ID = "nucleussegdata"
-    REPO_NAME = "nucleussegdata"
     PRETTY_NAME = "NucleusSegData: Hoechst-stained Huh7 and HepG2 nuclei"
-    DESCRIPTION = DESCRIPTION
-    HOMEPAGE = HOMEPAGE
     LICENSE = "other"
     LICENSE_NAME = "nucleussegdata-research-only"  # a Hub licence name is an id (lower case, digits, - and .)
     LICENSE_LINK = HOMEPAGE
@@ -266,11 +261,6 @@ class NucleusSegData(SegmentationBuilder):
         "Arslan et al. 2013."
     )
     GATED_REASON = "for research purposes only (no open licence)"
-    CITATION = CITATION
-    ARCHIVES = ARCHIVES
-    OFFICIAL_COUNTS = OFFICIAL_COUNTS
-    IMAGING = IMAGING
-    NOTES = NOTES
     EXTRA_COLUMNS = {"cell_line": datasets.ClassLabel(names=["HepG2", "Huh7"])}
     COLUMN_DOCS = {
         "cell_line": "`HepG2` or `Huh7`: from the folder for the test sets, from the per-image nuclei count "

@@ -111,8 +111,6 @@ CITATION = """\
 }
 """
 
-DESCRIPTION = " ".join(__doc__.split("\n\n")[1].split())
-NOTES = tuple(" ".join(n.split()) for n in __doc__.split("NOTE:")[1:])
 
 
 def slide_of(fov: str) -> str:
@@ -363,18 +361,8 @@ class NuCLS(SegmentationBuilder):
     """NuCLS corrected single-rater: 1,744 H&E FOVs, 59,485 classified nuclei, hospital-wise folds."""
 
     SOURCE_ID = "nucls"
-    REPO_NAME = "nucls"
     PRETTY_NAME = "NuCLS: classified nuclei in breast-cancer H&E (corrected single-rater)"
-    DESCRIPTION = DESCRIPTION
-    HOMEPAGE = HOMEPAGE
     LICENSE = "cc0-1.0"
-    LICENSE_NAME = "Creative Commons Zero v1.0 Universal"
-    LICENSE_LINK = "https://creativecommons.org/publicdomain/zero/1.0/"
-    CITATION = CITATION
-    ARCHIVES = ARCHIVES
-    OFFICIAL_COUNTS = OFFICIAL_COUNTS
-    IMAGING = IMAGING
-    NOTES = NOTES
     EXTRA_COLUMNS = {"slide": datasets.Value("string"), "hospital": datasets.Value("string"), "roi_mask": datasets.Image(),
                      **{f"num_{name}": datasets.Value("int32") for name in SUPER_CLASSES}}
     EXTRA_OBJECT_FIELDS = {

@@ -109,3 +109,25 @@ def test_aitslab_extra_columns_are_the_designed_ones():
     features = REGISTRY["aitslab-bioimaging1"].features()
     assert list(features)[len(schema.CORE_COLUMNS):] == ["plate", "well", "field"]
     assert all(features[c] == datasets.Value("string") for c in ("plate", "well", "field"))
+
+
+def test_metadata_is_written_once_and_derived_by_the_base():
+    """Builders declare module constants and a docstring; the base derives the rest (no rebinding in the class)."""
+    import inspect
+    import sys
+
+    from builders.base import LICENSES, MODULE_CONSTANTS
+
+    for source, cls in REGISTRY.items():
+        module = sys.modules[cls.__module__]
+        body = inspect.getsource(cls)
+        for name in MODULE_CONSTANTS:
+            assert f"    {name} = {name}\n" not in body
+            if hasattr(module, name):
+                assert getattr(cls, name) is getattr(module, name)
+        assert "DESCRIPTION =" not in body and "NOTES =" not in body and "REPO_NAME =" not in body
+        assert cls.REPO_NAME == source
+        assert cls.DESCRIPTION == " ".join(module.__doc__.split("\n\n")[1].split())
+        assert cls.NOTES == tuple(" ".join(n.split()) for n in module.__doc__.split("NOTE:")[1:]) and cls.NOTES
+        if cls.LICENSE != "other":
+            assert (cls.LICENSE_NAME, cls.LICENSE_LINK) == (LICENSES[cls.LICENSE].name, LICENSES[cls.LICENSE].link)
