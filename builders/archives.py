@@ -137,18 +137,23 @@ class Tree:
 
 
 def _search(root: str, name: str, want_dir: bool, holding: tuple = ()) -> str | None:
-    """The file (or folder holding all of `holding` at any depth) named `name` below `root`. Of several files
-    of that name, the shallowest (then first in sorted order) if they are identical, else an error listing them."""
+    """The file, or extracted folder holding all of `holding` at any depth, named `name` below `root`. Of several
+    copies, the shallowest (then first in sorted order) if they are identical, else an error listing them: a
+    build never picks one of two different copies silently."""
     found = []
     for current, dirs, files in os.walk(root):
         dirs.sort()
         if want_dir and name in dirs and _holds(os.path.join(current, name), holding):
-            return os.path.join(current, name)
+            found.append(os.path.join(current, name))
+            dirs.remove(name)  # a copy's own sub-folders are not other copies
         if not want_dir and name in files:
             found.append(os.path.join(current, name))
-    if len(found) > 1 and len({(os.path.getsize(p), sha256_of(p)) for p in found}) > 1:
-        raise BuildError(f"--data-dir {root}: {len(found)} different files named {name} ({', '.join(found)}); "
+    if len(found) > 1 and len({fingerprint(Tree(p)) if want_dir else (os.path.getsize(p), sha256_of(p))
+                               for p in found}) > 1:
+        what = "folders" if want_dir else "files"
+        raise BuildError(f"--data-dir {root}: {len(found)} different {what} named {name} ({', '.join(found)}); "
                          f"keep the one to build from")
+    found.sort(key=lambda p: p.count(os.sep))  # the shallowest first (stable: sorted order among equals)
     return found[0] if found else None
 
 

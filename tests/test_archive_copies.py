@@ -2,8 +2,13 @@
 and several different files of one name are errors in every mode, naming the files."""
 
 import shutil
+from types import SimpleNamespace
 
+import pytest
 from conftest import cli_build
+
+from builders.archives import Archive, locate
+from builders.errors import BuildError
 
 
 def _copy(source, target, names: dict):
@@ -56,3 +61,16 @@ def test_two_different_files_of_one_archive_name_are_an_error_and_identical_ones
     assert (f"error: --data-dir {upstream}: 2 different files named training_nuclei.zip "
             f"({upstream / 'training_nuclei.zip'}, {upstream / 'old' / 'training_nuclei.zip'}); keep the one to build from"
             in different.stderr), different.stderr
+
+
+def test_two_different_extracted_folders_of_one_archive_are_an_error(tmp_path):
+    archive = Archive("training_nuclei.zip", "", None, "training_nuclei")
+    for copy in ("a", "b"):
+        (tmp_path / copy / "training_nuclei" / "images").mkdir(parents=True)
+        (tmp_path / copy / "training_nuclei" / "images" / "x.png").write_bytes(b"same")
+    manager = SimpleNamespace(manual_dir=str(tmp_path))
+    assert locate(manager, archive).path == str(tmp_path / "a" / "training_nuclei")  # identical copies: the first
+    (tmp_path / "b" / "training_nuclei" / "images" / "y.png").write_bytes(b"more")
+    with pytest.raises(BuildError, match=r"2 different folders named training_nuclei \(.*a/training_nuclei, "
+                                         r".*b/training_nuclei\); keep the one to build from"):
+        locate(manager, archive)
