@@ -222,24 +222,34 @@ def locate(dl_manager, archive: Archive, verify: bool = True, exclude: set = fro
     """
     data_dir = getattr(dl_manager, "manual_dir", None)
     if data_dir:
-        data_dir = os.path.abspath(os.path.expanduser(data_dir))
-        if not os.path.isdir(data_dir):
-            raise BuildError(f"--data-dir {data_dir}: no such folder")
-        found = (
-            _search(data_dir, archive.name, want_dir=False)
-            or _search(data_dir, archive.folder, want_dir=True, holding=archive.contains)
-            or (_search_contents(data_dir, archive, exclude) if archive.contains else None)
-        )
-        if found:
-            tree = Tree(found)
-            if not tree.is_dir:  # an extracted tree has no published checksum to compare
-                tree.sha256 = verify_checksum(found, archive, verify)
-            return tree
+        return _from_data_dir(os.path.abspath(os.path.expanduser(data_dir)), archive, verify, exclude)
+    return _download(dl_manager, archive, verify)
+
+
+def _from_data_dir(data_dir: str, archive: Archive, verify: bool, exclude: set) -> Tree:
+    """The archive as published, else its extracted folder, else (archives of unpublished name) the one copy
+    holding its `contains` folders."""
+    if not os.path.isdir(data_dir):
+        raise BuildError(f"--data-dir {data_dir}: no such folder")
+    found = (
+        _search(data_dir, archive.name, want_dir=False)
+        or _search(data_dir, archive.folder, want_dir=True, holding=archive.contains)
+        or (_search_contents(data_dir, archive, exclude) if archive.contains else None)
+    )
+    if not found:
         raise BuildError(
             f"--data-dir {data_dir}: neither {archive.name} nor an extracted {archive.folder}/ folder was found"
             + (f" (nor another folder or zip of it holding {'/, '.join(archive.contains)}/)" if archive.contains else "")
             + (f"; download it from {archive.url or archive.manual}" if (archive.url or archive.manual) else "")
         )
+    tree = Tree(found)
+    if not tree.is_dir:  # an extracted tree has no published checksum to compare
+        tree.sha256 = verify_checksum(found, archive, verify)
+    return tree
+
+
+def _download(dl_manager, archive: Archive, verify: bool) -> Tree:
+    """The archive from its official URL (cached by `datasets`), checked; a bad download is not kept."""
     if not archive.url:
         raise BuildError(
             f"{archive.name}: no direct download URL is known. Download it by hand from {archive.manual} "

@@ -170,26 +170,46 @@ def _viewer_can_save(image) -> bool:
 def check_repo(repo: str, load: bool = True) -> Report:
     """Validate the staged repo folder `repo`; with `load`, also load and stream every config."""
     report = Report()
+    card, infos = _check_card(repo, report)
+    if card is None:
+        return report
+    checked_files = set()  # configs sharing shards (NuCLS) have each file checked once
+    for config in card.data.to_dict()["configs"]:
+        name = config["config_name"]
+        info = infos.get(name)
+        if info is None:
+            report.errors.append(f"{os.path.join(repo, 'README.md')}: config {name} has no `dataset_info` entry")
+            continue
+        for entry in config.get("data_files", []):
+            _check_split(repo, name, info, entry, checked_files, report)
+        if load and not report.errors:
+            _check_loads(repo, name, report)
+    return report
+
+
+def _check_card(repo: str, report: Report) -> tuple:
+    """(card, dataset_info per config) of a staged repo folder, or (None, None) with the reason in `report`:
+    no folder, no card, a card or `dataset_info` that does not parse, no `configs`; also the Hub's metadata
+    rules and builder leftovers."""
     readme = os.path.join(repo, "README.md")
     if not os.path.isdir(repo):
         report.errors.append(f"{repo}: no such folder")
-        return report
+        return None, None
     if not os.path.isfile(readme):
         below = sorted(os.path.dirname(p) for pattern in ("*/README.md", "*/*/README.md")
                        for p in glob.glob(os.path.join(repo, pattern)))
         hint = f"; staged repos below it: {', '.join(below)}" if below else ""
         report.errors.append(f"{repo}: not a staged repo (no README.md card){hint}")
-        return report
+        return None, None
     try:
         card = DatasetCard.load(readme)
     except Exception as exc:
         report.errors.append(f"{readme}: the card does not parse ({exc})")
-        return report
+        return None, None
     data = card.data.to_dict()
-    configs = data.get("configs")
-    if not configs:
+    if not data.get("configs"):
         report.errors.append(f"{readme}: no `configs` in the YAML metadata")
-        return report
+        return None, None
     report.errors += [f"{readme}: {problem}" for problem in metadata_problems(data)]  # the Hub's rules
     for leftover in ("LICENSE", "dataset_info.json"):
         if os.path.exists(os.path.join(repo, leftover)):
@@ -197,57 +217,50 @@ def check_repo(repo: str, load: bool = True) -> Report:
     for script in glob.glob(os.path.join(repo, "*.py")):
         report.errors.append(f"{script}: a script in the repo root makes load_dataset refuse the repo")
     try:
-        infos = DatasetInfosDict.from_dataset_card_data(card.data)
+        return card, DatasetInfosDict.from_dataset_card_data(card.data)
     except Exception as exc:
         report.errors.append(f"{readme}: `dataset_info` does not parse ({exc})")
-        return report
+        return None, None
 
-    checked_files = set()
-    for config in configs:
-        name = config["config_name"]
-        info = infos.get(name)
-        if info is None:
-            report.errors.append(f"{readme}: config {name} has no `dataset_info` entry")
-            continue
-        for entry in config.get("data_files", []):
-            split = entry["split"]
-            files = split_files(repo, entry)
-            if not files:
-                report.errors.append(f"{readme}: config {name} split {split}: {entry['path']} matches no file")
-                continue
-            parquets = {}
-            for path in files:
-                try:
-                    parquets[path] = pq.ParquetFile(path)
-                except Exception as exc:
-                    report.errors.append(f"{path}: not a readable Parquet file ({exc})")
-            if len(parquets) < len(files):
-                continue
-            rows = sum(p.metadata.num_rows for p in parquets.values())
-            declared = info.splits[split].num_examples if info.splits and split in info.splits else None
-            if declared != rows:
-                report.errors.append(
-                    f"{readme}: config {name} split {split}: the card says {declared} examples, the Parquet files hold {rows}"
-                )
-            size = sum(p.metadata.row_group(i).total_byte_size
-                       for p in parquets.values() for i in range(p.metadata.num_row_groups))
-            if size > SPLIT_WARN_BYTES:
-                report.warnings.append(f"config {name} split {split}: {size:,} bytes; viewer search/statistics cover the first 5 GB")
-            for path, parquet in parquets.items():
-                embedded = parquet_features(parquet)
-                if embedded is not None and info.features is not None and embedded != info.features:
-                    report.errors.append(f"{path}: embedded features differ from the card's `dataset_info` of config {name}")
-                if path not in checked_files:
-                    checked_files.add(path)
-                    _check_file(path, parquet, report)
-            first = first_rows_json_bytes(files)
-            if first > FIRST_ROWS_BYTES:
-                report.warnings.append(f"config {name} split {split}: the first {FIRST_ROWS} rows take {first:,} bytes "
-                                       f"of JSON without images; the viewer cuts cells beyond {FIRST_ROWS_BYTES:,}")
-            report.checked.append((name, split, rows))
-        if load and not report.errors:
-            _check_loads(repo, name, report)
-    return report
+
+def _check_split(repo: str, name: str, info, entry: dict, checked_files: set, report: Report) -> None:
+    """One `data_files` entry: its shards exist and read, hold the rows the card declares and its features,
+    and pass the per-file checks; size and first-rows warnings."""
+    readme, split = os.path.join(repo, "README.md"), entry["split"]
+    files = split_files(repo, entry)
+    if not files:
+        report.errors.append(f"{readme}: config {name} split {split}: {entry['path']} matches no file")
+        return
+    parquets = {}
+    for path in files:
+        try:
+            parquets[path] = pq.ParquetFile(path)
+        except Exception as exc:
+            report.errors.append(f"{path}: not a readable Parquet file ({exc})")
+    if len(parquets) < len(files):
+        return
+    rows = sum(p.metadata.num_rows for p in parquets.values())
+    declared = info.splits[split].num_examples if info.splits and split in info.splits else None
+    if declared != rows:
+        report.errors.append(
+            f"{readme}: config {name} split {split}: the card says {declared} examples, the Parquet files hold {rows}"
+        )
+    size = sum(p.metadata.row_group(i).total_byte_size
+               for p in parquets.values() for i in range(p.metadata.num_row_groups))
+    if size > SPLIT_WARN_BYTES:
+        report.warnings.append(f"config {name} split {split}: {size:,} bytes; viewer search/statistics cover the first 5 GB")
+    for path, parquet in parquets.items():
+        embedded = parquet_features(parquet)
+        if embedded is not None and info.features is not None and embedded != info.features:
+            report.errors.append(f"{path}: embedded features differ from the card's `dataset_info` of config {name}")
+        if path not in checked_files:
+            checked_files.add(path)
+            _check_file(path, parquet, report)
+    first = first_rows_json_bytes(files)
+    if first > FIRST_ROWS_BYTES:
+        report.warnings.append(f"config {name} split {split}: the first {FIRST_ROWS} rows take {first:,} bytes "
+                               f"of JSON without images; the viewer cuts cells beyond {FIRST_ROWS_BYTES:,}")
+    report.checked.append((name, split, rows))
 
 
 def _check_loads(repo: str, config: str, report: Report) -> None:
