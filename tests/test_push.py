@@ -81,7 +81,8 @@ def test_a_push_after_one_config_changed_replaces_exactly_its_shards(hub, tmp_pa
     publish.push(second, repo_id, allow_unverified=True)
     _assert_hub_holds(hub, repo_id, second)
     changed = set(hub.history(repo_id)[0]["changed"])
-    assert changed == {"README.md"} | {p for p in _local_files(second) if p.startswith("extended/")}
+    assert changed == {"README.md", "assets/preview-extended.jpg"} | {p for p in _local_files(second)
+                                                                     if p.startswith("extended/")}
 
 
 def test_a_push_deletes_stale_shards_and_a_card_only_change_sends_the_card(hub, tmp_path, nsd_fake):
@@ -114,7 +115,7 @@ def test_an_interrupted_push_completes_when_run_again(hub, aitslab_staged, monke
     publish.push(aitslab_staged, repo_id, allow_unverified=True)
     _assert_hub_holds(hub, repo_id, aitslab_staged)
     puts = [r for r in hub.requests[requests:] if r[0] == "PUT"]
-    lfs_files = [p for p in _local_files(aitslab_staged) if p.endswith((".parquet", ".png"))]
+    lfs_files = [p for p in _local_files(aitslab_staged) if p.endswith((".parquet", ".jpg"))]
     assert stored >= 1 and len(puts) == len(lfs_files) - 1  # the object stored before the drop is not sent again
 
 
