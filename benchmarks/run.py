@@ -29,7 +29,10 @@ it the first three fall back to replicas written by the test generators (`builde
 - scaling: builds of about 1/4, 1/2 and all of the images; `--num-proc 2` against 1 on all;
 - reading: `load_dataset(<staged>, streaming=True)` decoding image and mask, against decoding the
   same PNG/JPEG bytes from files on disk; and `split_dataset_by_node` for 2 ranks (halves disjoint
-  and complete).
+  and complete);
+- training: the README's "Train with PyTorch" DataLoader, run as written on the staged repo (batches of 4,
+  the augmentation on) with 0 and 2 workers: seconds to the first batch and samples/s over the split,
+  against reading's files on disk.
 
 Timings are single runs on a noisy machine: compare the ratios, which are measured in the same run.
 """
@@ -43,6 +46,7 @@ import json
 import logging
 import os
 import platform
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -474,6 +478,66 @@ def reading(name: str, staged: Path, work: Path) -> dict:
     }
 
 
+README = ROOT / "README.md"
+TRAIN_HEADING = "Train with PyTorch"
+TARGET_LINE = re.compile(r'^REPO, CONFIG, SPLIT = "[^"]+", "[^"]+", "[^"]+"$', re.M)
+LABEL_LINE = re.compile(r"^LABEL = .*$", re.M)
+WORKERS_LINE = re.compile(r"\bnum_workers=2\b")
+WORKERS = (0, 2)
+
+
+def python_blocks(markdown: str, heading: str) -> list[str]:
+    """The ```python blocks of the `## heading` section, as tests/test_recipes.py extracts them."""
+    section = markdown.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, re.S)
+
+
+def loader_code(name: str, staged: Path, workers: int) -> str:
+    """The README's DataLoader code with only the repo (the staged folder), config, split, the source's `LABEL`
+    (from its own card: the README's is NuCLS's) and, for 0 workers, `num_workers` substituted."""
+    source = SOURCES[name]
+    code = python_blocks(README.read_text(encoding="utf-8"), TRAIN_HEADING)[0]
+    label = LABEL_LINE.search(python_blocks((staged / "README.md").read_text(encoding="utf-8"), TRAIN_HEADING)[0])
+    for pattern, replacement in ((TARGET_LINE, f"REPO, CONFIG, SPLIT = {str(staged)!r}, {source.config!r}, {source.split!r}"),
+                                 (LABEL_LINE, label.group(0)), (WORKERS_LINE, f"num_workers={workers}")):
+        code, count = pattern.subn(lambda _: replacement, code)
+        assert count == 1, f"the README's {TRAIN_HEADING!r} code no longer has one {pattern.pattern!r}"
+    return code
+
+
+def training(name: str, staged: Path) -> dict | None:
+    """The README's "Train with PyTorch" DataLoader over the streamed split (batches of 4, the augmentation on),
+    with 0 and 2 workers: seconds from running its code to the first batch, and samples/s over the whole split
+    (from running the code to the last batch). None without torch."""
+    try:
+        import torch  # noqa: F401  (imported before the clock starts, as a training script would have)
+        import torchvision  # noqa: F401
+    except ImportError:
+        return None
+    import datasets
+
+    measured = {}
+    # A stream of several Parquet files (the shuffle interleaves them) sleeps SLEEP_TIME_ON_THREADS_SHUTDOWN
+    # (5 s) when it ends, in each worker, to let PyArrow's threads close (apache/arrow#45214): a fixed pause per
+    # pass, not reading; tests/test_recipes.py sets it to 0 too. The workers fork with it.
+    sleep, datasets.config.SLEEP_TIME_ON_THREADS_SHUTDOWN = datasets.config.SLEEP_TIME_ON_THREADS_SHUTDOWN, 0
+    try:
+        for workers in WORKERS:
+            code = compile(loader_code(name, staged, workers), f"README.md: {TRAIN_HEADING}", "exec")
+            start, first, samples, namespace = time.perf_counter(), None, 0, {}
+            exec(code, namespace)
+            for images, targets in namespace["loader"]:
+                first = time.perf_counter() - start if first is None else first
+                samples += len(images)
+            seconds, loader = time.perf_counter() - start, namespace["loader"]
+            assert loader.num_workers == workers
+            measured[str(workers)] = {"first_batch_s": first, "samples": samples, "seconds": seconds,
+                                      "per_s": samples / seconds, "batch_size": loader.batch_size}
+    finally:
+        datasets.config.SLEEP_TIME_ON_THREADS_SHUTDOWN = sleep
+    return measured
+
+
 def archive_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.glob("*.zip")) / 1e6
 
@@ -496,6 +560,10 @@ def run_source(name: str, work: Path, tiny: bool, samples: Path | None, log) -> 
     log(f"{name}: naive {result['naive']['seconds']:.1f} s")
     result["reading"] = reading(name, staged, work)
     log(f"{name}: reading {result['reading']['stream_per_s']:.1f}/s vs disk {result['reading']['disk_per_s']:.1f}/s")
+    result["training"] = training(name, staged)
+    if result["training"]:
+        log(f"{name}: DataLoader " + ", ".join(f"{w} workers {m['per_s']:.1f}/s (first batch {m['first_batch_s']:.1f} s)"
+                                              for w, m in result["training"].items()))
     result["num_proc_2"] = build(name, full, work / "hub-np2", num_proc=2)
     shutil.rmtree(work / "hub-np2", ignore_errors=True)
     result["scaling"] = []
@@ -639,6 +707,29 @@ def report(results: dict, info: dict, run: dict, tiny: bool) -> str:
                      f"| {g['disk_per_s']:.1f} | {g['stream_columns_per_s'] / g['disk_per_s']:.2f} "
                      f"| {' / '.join(map(str, g['rank_rows']))} | {' / '.join(f'{v:.1f}' for v in g['rank_per_s'])} "
                      f"| {g['ranks_disjoint']} | {g['ranks_complete']} |")
+    lines += ["", "## Training (PyTorch DataLoader)", "",
+              f"The README's \"{TRAIN_HEADING}\" code run as written on the staged repo, with only the repo (the staged "
+              "folder), config, split, the source's `LABEL` (from its card) and `num_workers` substituted: "
+              "`DataLoader(ds.shuffle(seed=0, buffer_size=64), batch_size=4, collate_fn=collate)`, the augmentation "
+              "on (flips, 256-px crop); each row becomes a float image and one boolean mask per object. First batch: "
+              "seconds from running the code (`load_dataset`, the DataLoader, the workers' start) to the first batch. "
+              "Samples/s: the whole split, from running the code to the last batch. Disk: PIL decoding the same image "
+              "and mask files (the Reading table, same run). A worker reads whole Parquet files, so with one file "
+              "the second idles. `datasets.config.SLEEP_TIME_ON_THREADS_SHUTDOWN` is 0, as in the tests: otherwise a "
+              "stream of several files pauses 5 s at its end (apache/arrow#45214), in every worker, every pass.", "",
+              "| source | split rows | files | first batch s, 0 / 2 workers | samples/s, 0 workers | samples/s, 2 workers "
+              "| files on disk /s | 0 workers / disk | 2 workers / disk | 2 / 0 workers |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        t, g = r["training"], r["reading"]
+        if not t:
+            lines.append(f"| {name} | {g['rows']} | {g['shards']} | torch not installed: not measured | | | | | | |")
+            continue
+        zero, two = t["0"], t["2"]
+        lines.append(f"| {name} | {zero['samples']} | {g['shards']} | {zero['first_batch_s']:.1f} / {two['first_batch_s']:.1f} "
+                     f"| {zero['per_s']:.1f} | {two['per_s']:.1f} | {g['disk_per_s']:.1f} "
+                     f"| {zero['per_s'] / g['disk_per_s']:.2f} | {two['per_s'] / g['disk_per_s']:.2f} "
+                     f"| {two['per_s'] / zero['per_s']:.2f} |")
     return "\n".join(lines) + "\n"
 
 

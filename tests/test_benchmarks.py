@@ -12,6 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / "benchmarks" / "run.py"
+TORCH = all(importlib.util.find_spec(name) for name in ("torch", "torchvision"))  # the torch extra
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,8 @@ def test_the_benchmark_runs_on_real_samples_and_tiny_replicas_and_reports_every_
     done = _tiny(tmp_path, samples=samples)
     assert done.returncode == 0, done.stderr[-3000:]
     report = (tmp_path / "RESULTS.md").read_text()
-    for heading in ("## Data", "## Machine", "## Targets", "## Build, floor and naive peer", "## Scaling", "## Reading"):
+    for heading in ("## Data", "## Machine", "## Targets", "## Build, floor and naive peer", "## Scaling", "## Reading",
+                    "## Training (PyTorch DataLoader)"):
         assert heading in report
     assert "Code measured: commit `" in report
     everything = json.loads((tmp_path / "RESULTS.json").read_text())
@@ -59,6 +61,14 @@ def test_the_benchmark_runs_on_real_samples_and_tiny_replicas_and_reports_every_
         reading = r["reading"]
         assert reading["ranks_disjoint"] and reading["ranks_complete"] and sum(reading["rank_rows"]) == reading["rows"]
         assert f"| {name} | {r['data']} |" in report
+        # The README's DataLoader, 0 and 2 workers, batches of 4: every row of the split, positive figures.
+        if not TORCH:
+            assert r["training"] is None, name  # the report says "torch not installed"
+            continue
+        assert sorted(r["training"]) == ["0", "2"], name
+        for workers, loader in r["training"].items():
+            assert loader["samples"] == reading["rows"] and loader["batch_size"] == 4, (name, workers)
+            assert loader["first_batch_s"] > 0 and loader["per_s"] > 0 and loader["seconds"] > 0, (name, workers)
 
 
 def test_without_the_samples_the_benchmark_falls_back_to_replicas_and_says_so(tmp_path):
