@@ -517,9 +517,10 @@ def training(name: str, staged: Path) -> dict | None:
     import datasets
 
     measured = {}
-    # A stream of several Parquet files (the shuffle interleaves them) sleeps SLEEP_TIME_ON_THREADS_SHUTDOWN
-    # (5 s) when it ends, in each worker, to let PyArrow's threads close (apache/arrow#45214): a fixed pause per
-    # pass, not reading; tests/test_recipes.py sets it to 0 too. The workers fork with it.
+    # `shuffle` reads the Parquet files through datasets' interleaving iterator (even one file), which sleeps
+    # SLEEP_TIME_ON_THREADS_SHUTDOWN (5 s) when it ends, in each worker, to let PyArrow's threads close
+    # (apache/arrow#45214): a fixed pause per pass, not reading; tests/test_recipes.py sets it to 0 too. The
+    # workers fork with it.
     sleep, datasets.config.SLEEP_TIME_ON_THREADS_SHUTDOWN = datasets.config.SLEEP_TIME_ON_THREADS_SHUTDOWN, 0
     try:
         for workers in WORKERS:
@@ -716,7 +717,7 @@ def report(results: dict, info: dict, run: dict, tiny: bool) -> str:
               "Samples/s: the whole split, from running the code to the last batch. Disk: PIL decoding the same image "
               "and mask files (the Reading table, same run). A worker reads whole Parquet files, so with one file "
               "the second idles. `datasets.config.SLEEP_TIME_ON_THREADS_SHUTDOWN` is 0, as in the tests: otherwise a "
-              "stream of several files pauses 5 s at its end (apache/arrow#45214), in every worker, every pass.", "",
+              "shuffled stream pauses 5 s at its end (apache/arrow#45214), in every worker, every pass.", "",
               "| source | split rows | files | first batch s, 0 / 2 workers | samples/s, 0 workers | samples/s, 2 workers "
               "| files on disk /s | 0 workers / disk | 2 workers / disk | 2 / 0 workers |",
               "|---|---|---|---|---|---|---|---|---|---|"]
