@@ -6,7 +6,7 @@ features embedded in the Parquet files; a row group above the viewer's 300 MB sc
 without page index; an image cell Pillow cannot decode or save as JPEG/PNG; a fixed-size list holding
 nulls; a row whose objects disagree with its instance mask (`num_objects` not their number, ids beyond the
 objects, `instance_id`, `area` or `bbox` not those of the mask, outlines outside the image or with an IoU below
-`MIN_IOU` with the object's pixels, for objects of `MIN_IOU_AREA` pixels or more; see `masks.outline_iou`);
+`masks.OUTLINE_IOU_BOUND` with the object's pixels, for objects of `masks.OUTLINE_IOU_MIN_AREA` pixels or more);
 builder leftovers
 (`LICENSE`, `dataset_info.json`, a `.py` script); a config that does not load or stream.
 Warnings: row groups above about 100 MB; a split above 5 GB; first rows (without images) above the
@@ -36,7 +36,6 @@ from .errors import no_progress_bars
 from .staging import row_group_problems
 
 SPLIT_WARN_BYTES = 5_000_000_000
-MIN_IOU, MIN_IOU_AREA = masks.OUTLINE_IOU_BOUND, masks.OUTLINE_IOU_MIN_AREA  # outlines agree with the mask
 FIRST_ROWS, FIRST_ROWS_BYTES = 10, 200_000  # the Hub viewer's first-rows response: at least 10 rows in 200 kB
 MAX_ROW_ERRORS = 20  # per file: a broken build is not listed object by object
 
@@ -152,8 +151,9 @@ def object_problems(labels: np.ndarray, objects: list[dict]) -> list[str]:
         rings = [np.asarray(ring, dtype=np.float64).reshape(-1, 2) for ring in polygons]
         if any(((ring < 0) | (ring > (width, height))).any() for ring in rings):
             problems.append(f"{what}: a polygon point lies outside the {width}x{height} image")
-        elif area >= MIN_IOU_AREA and (overlap := masks.outline_iou(labels, k, polygons, box)) < MIN_IOU:
-            problems.append(f"{what}: its polygons cover its mask pixels with IoU {overlap:.2f} (< {MIN_IOU})")
+        elif (area >= masks.OUTLINE_IOU_MIN_AREA
+              and (overlap := masks.outline_iou(labels, k, polygons, box)) < masks.OUTLINE_IOU_BOUND):
+            problems.append(f"{what}: its polygons cover its mask pixels with IoU {overlap:.2f} (< {masks.OUTLINE_IOU_BOUND})")
     return problems
 
 
