@@ -92,7 +92,7 @@ def read_aitslab(out: Path):
 
     for archive in ARCHIVES.values():
         tree = Tree(out / archive.name)
-        for stem, image_name, annotation_name in find_pairs(tree, verify=False):
+        for stem, image_name, annotation_name in find_pairs(tree):
             yield stem, tree.where(image_name), tree.read(image_name), \
                 lambda image, tree=tree, name=annotation_name: decode_annotation(tree.read(name), tree.where(name))
 
@@ -121,7 +121,7 @@ def read_nsd(out: Path):
         where = tree.where(name)
         return masks.relabel_sequential(parse_matrix(tree.read(name), where, (image.height, image.width)), where)
 
-    for pairs in find_sets(tree, verify=False).values():
+    for pairs in find_sets(tree).values():
         for stem, image_name, annotation_name in pairs:
             yield stem, tree.where(image_name), tree.read(image_name), \
                 lambda image, name=annotation_name: labels_of(image, name)
@@ -152,7 +152,7 @@ def read_nucls(out: Path):
         nuclei = read_nuclei(tree.read(members["csv"]), tree.where(members["csv"]))
         return match_nuclei(ids, nuclei, tree.where(members["mask"]))
 
-    for fov, members in sorted(find_fovs(tree, verify=False)[1].items()):
+    for fov, members in sorted(find_fovs(tree)[1].items()):
         yield fov, tree.where(members["rgb"]), tree.read(members["rgb"]), \
             lambda image, members=members: labels_of(image, members)
 
@@ -234,7 +234,7 @@ def read_fluocells(out: Path):
     def labels_of(image, name):
         return components(read_binary_mask(tree.read(name), tree.where(name), image.size), tree.where(name))
 
-    for items in find_v1(tree, verify=False).values():
+    for items in find_v1(tree).values():
         for stem, image_name, mask_name in items:
             yield stem, tree.where(image_name), tree.read(image_name), lambda image, name=mask_name: labels_of(image, name)
 

@@ -82,7 +82,7 @@ NAME = re.compile(r"^(?P<plate>.+)_(?P<well>[A-Za-z]{1,2}\d{2})(?P<field>f\d+)(?
 ANNOTATION_SUFFIX = "_objects.png"
 
 
-def find_pairs(tree: Tree, verify: bool = True) -> list[tuple[str, str, str]]:
+def find_pairs(tree: Tree) -> list[tuple[str, str, str]]:
     """`(stem, image member, annotation member)` for every image PNG under `images/`, paired by stem."""
     images, annotations = {}, {}
     for name in tree.files:
@@ -100,9 +100,9 @@ def find_pairs(tree: Tree, verify: bool = True) -> list[tuple[str, str, str]]:
     if not images and not annotations:
         raise BuildError(f"{tree.label}: no images/**.png or annotations/*_objects.png found")
     for stem in sorted(images.keys() - annotations.keys()):
-        check_or_warn(False, f"{tree.where(images[stem])}: image without annotation {stem}{ANNOTATION_SUFFIX}", verify)
+        check_or_warn(False, f"{tree.where(images[stem])}: image without annotation {stem}{ANNOTATION_SUFFIX}")
     for stem in sorted(annotations.keys() - images.keys()):
-        check_or_warn(False, f"{tree.where(annotations[stem])}: annotation without image {stem}.png", verify)
+        check_or_warn(False, f"{tree.where(annotations[stem])}: annotation without image {stem}.png")
     return [(stem, images[stem], annotations[stem]) for stem in sorted(images.keys() & annotations.keys())]
 
 
@@ -157,7 +157,7 @@ class AitslabBioimaging1(SegmentationBuilder):
         generators = []
         for split, archive in self.ARCHIVES.items():
             tree = self.locate(dl_manager, archive)
-            pairs = find_pairs(tree, self.verify)
+            pairs = find_pairs(tree)
             generators.append(datasets.SplitGenerator(name=split, gen_kwargs={"tree": tree, "pairs": pairs}))
         return generators
 

@@ -200,7 +200,7 @@ def _search_contents(root: str, archive: Archive, exclude: set) -> str | None:
     return found[0] if found else None
 
 
-def verify_checksum(path: str, archive: Archive, verify: bool) -> str:
+def verify_checksum(path: str, archive: Archive) -> str:
     """SHA-256 of `path` against the recorded one; returns the actual hash."""
     actual = sha256_of(path)
     label = archive.name if os.path.basename(path) == archive.name else f"{os.path.basename(path)} (as {archive.name})"
@@ -210,23 +210,22 @@ def verify_checksum(path: str, archive: Archive, verify: bool) -> str:
         check_or_warn(
             actual == archive.sha256,
             f"{archive.name}: checksum mismatch: expected sha256 {archive.sha256}, got {actual}",
-            verify,
         )
     return actual
 
 
-def locate(dl_manager, archive: Archive, verify: bool = True, exclude: set = frozenset()) -> Tree:
+def locate(dl_manager, archive: Archive, exclude: set = frozenset()) -> Tree:
     """A `Tree` over `archive`, from `--data-dir` if given, else downloaded from its official URL.
 
     `exclude`: file and folder names of the source's other archives, never taken for this one.
     """
     data_dir = getattr(dl_manager, "manual_dir", None)
     if data_dir:
-        return _from_data_dir(os.path.abspath(os.path.expanduser(data_dir)), archive, verify, exclude)
-    return _download(dl_manager, archive, verify)
+        return _from_data_dir(os.path.abspath(os.path.expanduser(data_dir)), archive, exclude)
+    return _download(dl_manager, archive)
 
 
-def _from_data_dir(data_dir: str, archive: Archive, verify: bool, exclude: set) -> Tree:
+def _from_data_dir(data_dir: str, archive: Archive, exclude: set) -> Tree:
     """The archive as published, else its extracted folder, else (archives of unpublished name) the one copy
     holding its `contains` folders."""
     if not os.path.isdir(data_dir):
@@ -244,11 +243,11 @@ def _from_data_dir(data_dir: str, archive: Archive, verify: bool, exclude: set) 
         )
     tree = Tree(found)
     if not tree.is_dir:  # an extracted tree has no published checksum to compare
-        tree.sha256 = verify_checksum(found, archive, verify)
+        tree.sha256 = verify_checksum(found, archive)
     return tree
 
 
-def _download(dl_manager, archive: Archive, verify: bool) -> Tree:
+def _download(dl_manager, archive: Archive) -> Tree:
     """The archive from its official URL (cached by `datasets`), checked; a bad download is not kept."""
     if not archive.url:
         raise BuildError(
@@ -263,7 +262,7 @@ def _download(dl_manager, archive: Archive, verify: bool) -> Tree:
             f"Download it by hand from {archive.manual or archive.url} and pass its folder with --data-dir"
         ) from exc
     try:
-        actual = verify_checksum(path, archive, verify)
+        actual = verify_checksum(path, archive)
         tree = Tree(path)
     except BuildError as exc:
         os.remove(path)  # never keep a corrupt download in the cache: a re-run fetches it again

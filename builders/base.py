@@ -4,7 +4,7 @@ A source module starts with its metadata constants (homepage, licence, citation,
 SHA-256, official counts, known quirks as `NOTES`) and defines a short subclass of
 `SegmentationBuilder` that sets them as class attributes and implements `_split_generators` and
 `_generate_examples`. The base provides `_info` (core schema + the source's extra fields), the
-`verify` config flag (off with `--no-verify`), Parquet row groups bounded in bytes, and `row`,
+`verify` config flag (off with `--no-verify`) as the verification policy, Parquet row groups bounded in bytes, and `row`,
 which assembles one example from the published image bytes and a label image.
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 
 from . import masks, schema
 from .archives import Archive, Tree, fingerprint, locate, same_copies
-from .errors import BuildError, note, warn
+from .errors import BuildError, note, verification, warn
 
 VERSION = "1.0.0"
 MAX_ROW_GROUP_BYTES = 100_000_000  # the Hub viewer scans at most 300 MB per request
@@ -168,14 +168,20 @@ class SegmentationBuilder(datasets.GeneratorBasedBuilder):
             citation=self.CITATION,
         )
 
-    @property
-    def verify(self) -> bool:
-        return self.config.verify
+    # The verification policy (errors.verification) from this config's `verify` flag, around the builder's own
+    # work: split generators and generation here, and generation again inside each --num-proc worker process.
+    def _download_and_prepare(self, *args, **kwargs):
+        with verification(self.config.verify):
+            return super()._download_and_prepare(*args, **kwargs)
+
+    def _prepare_split_single(self, *args, **kwargs):
+        with verification(self.config.verify):
+            yield from super()._prepare_split_single(*args, **kwargs)
 
     def locate(self, dl_manager, archive: Archive) -> Tree:
         """The archive's files (from --data-dir or downloaded), verified; records what was used for the card."""
         others = {name for other in self.ARCHIVES.values() if other != archive for name in (other.name, other.folder)}
-        tree = locate(dl_manager, archive, self.verify, exclude=others)
+        tree = locate(dl_manager, archive, exclude=others)
         self.used_archives[archive.name] = tree.sha256  # None: an extracted folder
         self.used_copies[archive.name] = (tree.path, fingerprint(tree))
         note(f"{archive.name}: using {tree.path}" + (f" (sha256 {tree.sha256})" if tree.sha256 else " (extracted folder)"))

@@ -26,7 +26,20 @@ def note(message: str) -> None:
     log.info(message)
 
 
+_verifying = contextvars.ContextVar("verifying", default=True)
 _relaxed = contextvars.ContextVar("relaxed", default=None)
+
+
+@contextlib.contextmanager
+def verification(on: bool):
+    """The one verification policy, which `check_or_warn` consults: inside the block a failed check raises
+    (on) or only warns (off: `--no-verify`). Staging sets it for a build; a builder sets it from its `verify`
+    config flag around its own work, which also reaches `--num-proc` worker processes."""
+    token = _verifying.set(on)
+    try:
+        yield
+    finally:
+        _verifying.reset(token)
 
 
 @contextlib.contextmanager
@@ -39,11 +52,11 @@ def relaxed_checks():
         _relaxed.reset(token)
 
 
-def check_or_warn(ok: bool, message: str, verify: bool) -> None:
-    """Raise `BuildError(message)` when a check fails, or only warn when `verify` is off."""
+def check_or_warn(ok: bool, message: str) -> None:
+    """Raise `BuildError(message)` when a check fails, or only warn when verification is off."""
     if ok:
         return
-    if verify:
+    if _verifying.get():
         raise BuildError(message + " (pass --no-verify to turn this into a warning)")
     if _relaxed.get() is not None:
         _relaxed.get().append(message)

@@ -174,11 +174,11 @@ def drop_non_images(tree: Tree, files: dict) -> None:
         warn(f"{tree.where(files.pop(filename))}: not a .png or .tif file; ignored")
 
 
-def pair_files(tree: Tree, images: dict, masks_: dict, verify: bool, known_orphans=frozenset()) -> list[tuple]:
+def pair_files(tree: Tree, images: dict, masks_: dict, known_orphans=frozenset()) -> list[tuple]:
     """`(id, image member, mask member)` paired by exact file name, in natural order of the id.
 
     A mask in `known_orphans` (published without its image) is skipped with a warning; any other
-    unpaired file is an error (a warning when `verify` is off)."""
+    unpaired file is an error (a warning with --no-verify)."""
     for table in (images, masks_):
         drop_non_images(tree, table)
     ids = {}
@@ -187,12 +187,12 @@ def pair_files(tree: Tree, images: dict, masks_: dict, verify: bool, known_orpha
             raise BuildError(f"{tree.label}: {ids[file_id(filename)]} and {filename} are the same image id")
         ids[file_id(filename)] = filename
     for filename in sorted(images.keys() - masks_.keys(), key=_order):
-        check_or_warn(False, f"{tree.where(images[filename])}: image without a mask of the same file name", verify)
+        check_or_warn(False, f"{tree.where(images[filename])}: image without a mask of the same file name")
     for filename in sorted(masks_.keys() - images.keys(), key=_order):
         if filename in known_orphans:
             warn(f"{tree.where(masks_[filename])}: mask without image (a known defect of the published archive); skipped")
         else:
-            check_or_warn(False, f"{tree.where(masks_[filename])}: mask without an image of the same file name", verify)
+            check_or_warn(False, f"{tree.where(masks_[filename])}: mask without an image of the same file name")
     return sorted(((file_id(f), images[f], masks_[f]) for f in images.keys() & masks_.keys()), key=lambda p: _order(p[0]))
 
 
@@ -297,7 +297,7 @@ def align_dots(labels: np.ndarray, dots: list, name: str) -> list:
     return aligned
 
 
-def find_v1(tree: Tree, verify: bool) -> dict[str, list[tuple]]:
+def find_v1(tree: Tree) -> dict[str, list[tuple]]:
     """Split -> `(id, image member, mask member)` for `all_images/images/` and `all_masks/masks/`."""
     image_folder, images = folder_files(tree, "all_images/images")
     mask_folder, masks_ = folder_files(tree, "all_masks/masks")
@@ -306,22 +306,22 @@ def find_v1(tree: Tree, verify: bool) -> dict[str, list[tuple]]:
                          f"folder found (expected the layout of the AMS Acta zip)")
     if image_folder.rpartition("all_images")[0] != mask_folder.rpartition("all_masks")[0]:
         raise BuildError(f"{tree.label}: {image_folder}/ and {mask_folder}/ are not in the same folder")
-    pairs = pair_files(tree, images, masks_, verify)
+    pairs = pair_files(tree, images, masks_)
     names = {f"{image_id}.png" for image_id, _, _ in pairs}
     missing = sorted(V1_TEST - names)
     check_or_warn(not missing, f"{tree.label}: {len(missing)} images of the official test list are missing "
-                               f"({', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''})", verify)
+                               f"({', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''})")
     return {"train": [p for p in pairs if f"{p[0]}.png" not in V1_TEST],
             "test": [p for p in pairs if f"{p[0]}.png" in V1_TEST]}
 
 
-def find_v2(tree: Tree, collection: str, verify: bool) -> dict[str, tuple[list[tuple], str | None]]:
+def find_v2(tree: Tree, collection: str) -> dict[str, tuple[list[tuple], str | None]]:
     """Split -> (`(stem, image member, mask member or None)` list, COCO file member or None)."""
     found, roots = {}, set()
     for folder, split in V2_SPLITS.items():
         image_folder, images = folder_files(tree, f"{folder}/images")
         if image_folder is None:
-            check_or_warn(False, f"{tree.label}: no {folder}/images/ folder; split {split} left out", verify)
+            check_or_warn(False, f"{tree.label}: no {folder}/images/ folder; split {split} left out")
             continue
         root = image_folder[: -len(f"{folder}/images")]
         roots.add(root)
@@ -336,7 +336,7 @@ def find_v2(tree: Tree, collection: str, verify: bool) -> dict[str, tuple[list[t
                       and m.lower().endswith(".json"))
         if len(coco) > 1:
             raise BuildError(f"{tree.label}: several COCO files in {root}{folder}/ground_truths/COCO/; expected one")
-        found[split] = (pair_files(tree, images, masks_, verify, orphans), coco[0] if coco else None)
+        found[split] = (pair_files(tree, images, masks_, orphans), coco[0] if coco else None)
     if len(roots) > 1:
         raise BuildError(f"{tree.label}: the split folders appear under several parents ({', '.join(sorted(roots))})")
     seen = {}
@@ -408,12 +408,12 @@ class FluorescentNeuronalCells(SegmentationBuilder):
     def _split_generators(self, dl_manager):
         collection = self.collection
         tree = self.locate(dl_manager, self.ARCHIVES[collection])
-        found = ({split: (items, None) for split, items in find_v1(tree, self.verify).items()} if collection == "v1"
-                 else find_v2(tree, collection, self.verify))
+        found = ({split: (items, None) for split, items in find_v1(tree).items()} if collection == "v1"
+                 else find_v2(tree, collection))
         generators = []
         for split, (items, coco) in found.items():
             if not items:  # a split without rows would make the whole config unloadable
-                check_or_warn(False, f"{tree.label}: no images for split {split}; left out", self.verify)
+                check_or_warn(False, f"{tree.label}: no images for split {split}; left out")
                 continue
             dots = None
             if coco is not None:

@@ -132,11 +132,11 @@ def _natural(stem: str):
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", stem)]
 
 
-def find_sets(tree: Tree, verify: bool = True) -> dict[str, list[tuple[str, str, str]]]:
+def find_sets(tree: Tree) -> dict[str, list[tuple[str, str, str]]]:
     """Split -> `(stem, image member, annotation member)` in natural order, for the three set folders.
 
     The set folders may sit at any depth, but all under one parent. Unpaired files are errors
-    (warnings with `verify` off).
+    (warnings with --no-verify).
     """
     members = {}  # set folder path -> file names in it
     for name in tree.files:
@@ -153,7 +153,7 @@ def find_sets(tree: Tree, verify: bool = True) -> dict[str, list[tuple[str, str,
     for folder_name, split in SETS.items():
         folder = root + folder_name
         if folder not in members:
-            check_or_warn(False, f"{tree.where(folder)}: folder missing; split {split} left out", verify)
+            check_or_warn(False, f"{tree.where(folder)}: folder missing; split {split} left out")
             continue
         images, annotations = {}, {}
         for filename in members[folder]:
@@ -167,10 +167,9 @@ def find_sets(tree: Tree, verify: bool = True) -> dict[str, list[tuple[str, str,
             table[stem] = filename
         for stem in sorted(images.keys() - annotations.keys(), key=_natural):
             check_or_warn(False, f"{tree.where(f'{folder}/{images[stem]}')}: image without annotation "
-                                 f"(looked for {stem}_gold, {stem}_ann or <prefix>_ann<N>)", verify)
+                                 f"(looked for {stem}_gold, {stem}_ann or <prefix>_ann<N>)")
         for stem in sorted(annotations.keys() - images.keys(), key=_natural):
-            check_or_warn(False, f"{tree.where(f'{folder}/{annotations[stem]}')}: annotation without image {stem}.jpg",
-                          verify)
+            check_or_warn(False, f"{tree.where(f'{folder}/{annotations[stem]}')}: annotation without image {stem}.jpg")
         found[split] = [(stem, f"{folder}/{images[stem]}", f"{folder}/{annotations[stem]}")
                         for stem in sorted(images.keys() & annotations.keys(), key=_natural)]
     return found
@@ -278,7 +277,7 @@ class NucleusSegData(SegmentationBuilder):
         tree = self.locate(dl_manager, self.ARCHIVES[self.config.name])
         return [
             datasets.SplitGenerator(name=split, gen_kwargs={"tree": tree, "pairs": pairs, "split": split})
-            for split, pairs in find_sets(tree, self.verify).items()
+            for split, pairs in find_sets(tree).items()
         ]
 
     def _generate_examples(self, tree: Tree, pairs: list, split: str):

@@ -122,7 +122,7 @@ def hospital_of(fov: str) -> str:
     return parts[1] if len(parts) > 1 else ""
 
 
-def find_fovs(tree: Tree, verify: bool = True) -> tuple[str, dict, dict]:
+def find_fovs(tree: Tree) -> tuple[str, dict, dict]:
     """(root, {fov: {"rgb", "mask", "csv"} member names}, {fold: {"train"|"test": member}}) of the archive."""
     roots = sorted({n.rsplit("/", 2)[0] if n.count("/") >= 2 else "" for n in tree.files
                     if n.rsplit("/", 2)[-2:-1] == ["rgb"] and n.lower().endswith(".png")})
@@ -149,7 +149,7 @@ def find_fovs(tree: Tree, verify: bool = True) -> tuple[str, dict, dict]:
         missing = [kind for kind in kinds if kind not in members]
         if missing:
             present = next(iter(members.values()))
-            check_or_warn(False, f"{tree.where(present)}: FOV {fov} has no {' or '.join(missing)} file", verify)
+            check_or_warn(False, f"{tree.where(present)}: FOV {fov} has no {' or '.join(missing)} file")
             continue
         complete[fov] = members
     for fold in FOLDS:
@@ -396,7 +396,7 @@ class NuCLS(SegmentationBuilder):
 
     def _split_generators(self, dl_manager):
         tree = self.locate(dl_manager, self.ARCHIVES["all"])
-        root, fovs, fold_files = find_fovs(tree, self.verify)
+        root, fovs, fold_files = find_fovs(tree)
         folds = {k: {split: read_fold(tree.read(name), tree.where(name)) for split, name in files.items()}
                  for k, files in fold_files.items()}
         if DEBUG_FOLD not in folds:
@@ -406,7 +406,7 @@ class NuCLS(SegmentationBuilder):
                        if per_hospital.get(h, 0) != n]
         differences += [f"{h}: {n} (no official count)" for h, n in sorted(per_hospital.items()) if h not in HOSPITAL_FOVS]
         check_or_warn(not differences, f"{tree.label}: FOVs per hospital differ from the official counts: "
-                                       f"{'; '.join(differences)}", self.verify)
+                                       f"{'; '.join(differences)}")
         parts, self.layout = fold_layout(sorted(fovs), folds, tree.label + ":" + root + "train_test_splits")
         if self.config.name != self.PARTS_CONFIG:  # one config on its own: its splits directly
             parts = {split: sorted(fov for part in members for fov in parts[part])

@@ -27,7 +27,7 @@ from . import cards, schema
 from .archives import same_copies
 from .stats import split_stats
 from .base import MAX_ROW_GROUP_BYTES, split_total
-from .errors import BuildError, check_or_warn, find_build_error, no_progress_bars, relaxed_checks, warn
+from .errors import BuildError, check_or_warn, find_build_error, no_progress_bars, relaxed_checks, verification, warn
 
 try:
     import fcntl
@@ -84,7 +84,7 @@ def check_shards(paths: list[str]) -> None:
             raise BuildError(problem)
 
 
-def verify_counts(builder_cls, result: ConfigResult, verify: bool) -> None:
+def verify_counts(builder_cls, result: ConfigResult) -> None:
     official = builder_cls.OFFICIAL_COUNTS.get(result.name)
     if official is None:
         return
@@ -94,17 +94,17 @@ def verify_counts(builder_cls, result: ConfigResult, verify: bool) -> None:
         if got_images != images and abs(got_images - images) <= official.tolerance.get(split, 0):
             warn(message + " (within the published uncertainty)")
         else:
-            check_or_warn(got_images == images, message, verify)
+            check_or_warn(got_images == images, message)
         if objects is not None and got_objects != objects:
             message = f"{builder_cls.SOURCE_ID} {result.name}/{split}: {got_objects} objects, the official count is {objects}"
             if official.objects_approximate:
                 warn(message + " (approximate: published from an earlier copy of the labels)")
             else:
-                check_or_warn(False, message, verify)
+                check_or_warn(False, message)
     for split, empty in official.empty.items():
         got = sum(result.empty.get(s, 0) for s in split.split("+"))
         check_or_warn(got == empty, f"{builder_cls.SOURCE_ID} {result.name}/{split}: {got} labelled images without "
-                                    f"objects, the official count is {empty}", verify)
+                                    f"objects, the official count is {empty}")
 
 
 @contextlib.contextmanager
@@ -248,7 +248,7 @@ def build(builder_cls, out="hub", data_dir=None, configs=None, num_proc=None, ve
     scratch = tempfile.mkdtemp(prefix=f".{builder_cls.REPO_NAME}.partial-", dir=out)
     lock = _hold(scratch)
     try:
-        with relaxed_checks() as relaxed:  # what --no-verify lets through, for the card's notice
+        with verification(verify), relaxed_checks() as relaxed:  # relaxed: what --no-verify lets through, for the card
             repo_dir = os.path.join(scratch, "repo")
             os.makedirs(repo_dir)
             try:
@@ -267,7 +267,7 @@ def build(builder_cls, out="hub", data_dir=None, configs=None, num_proc=None, ve
             if problem:  # configs built from one file copied under two archives' names
                 raise BuildError(problem)
             for result in results:
-                verify_counts(builder_cls, result, verify)
+                verify_counts(builder_cls, result)
             cards.write_card(builder_cls, results, repo_dir, unverified=None if verify else relaxed)
             if final.exists():
                 os.replace(final, previous)

@@ -9,7 +9,7 @@ import pytest
 
 from builders.aitslab_bioimaging1 import find_pairs
 from builders.archives import Archive, Tree, locate, sha256_of
-from builders.errors import BuildError
+from builders.errors import BuildError, verification
 from builders.fakes import write_zip
 
 ARCHIVE = Archive("things.zip", "https://example.org/things.zip", None, "things", manual="https://example.org")
@@ -72,8 +72,8 @@ def test_locate_verifies_a_published_checksum_or_warns_with_no_verify(tmp_path, 
     wrong = Archive("things.zip", ARCHIVE.url, "f" * 64, "things")
     with pytest.raises(BuildError, match=rf"things.zip: checksum mismatch: expected sha256 f{{64}}, got {sha256_of(zip_path)}"):
         locate(manager, wrong)
-    with caplog.at_level(logging.WARNING, logger="builders"):
-        assert locate(manager, wrong, verify=False).files == ["g.txt"]
+    with caplog.at_level(logging.WARNING, logger="builders"), verification(False):
+        assert locate(manager, wrong).files == ["g.txt"]
     assert "checksum mismatch" in caplog.text
     right = Archive("things.zip", ARCHIVE.url, sha256_of(zip_path), "things")
     assert locate(manager, right).files == ["g.txt"]

@@ -321,18 +321,18 @@ def _result(config, counts, empty=None):
 def test_official_counts_check_totals_over_splits_empty_masks_and_the_green_tolerance(caplog):
     verify = staging.verify_counts
     cls = FluorescentNeuronalCells
-    verify(cls, _result("v1", {"train": (213, 4822), "test": (70, 711)}, {"train": 38, "test": 12}), True)
+    verify(cls, _result("v1", {"train": (213, 4822), "test": (70, 711)}, {"train": 38, "test": 12}))
     with pytest.raises(BuildError, match=r"fluocells v1/test: 11 labelled images without objects, the official count is 12"):
-        verify(cls, _result("v1", {"train": (213, 4822), "test": (70, 711)}, {"train": 38, "test": 11}), True)
+        verify(cls, _result("v1", {"train": (213, 4822), "test": (70, 711)}, {"train": 38, "test": 11}))
     with pytest.raises(BuildError, match=r"fluocells v2_yellow/train\+test: 282 images, the official count is 283"):
-        verify(cls, _result("v2_yellow", {"train": (212, 0), "test": (70, 0), "unlabelled": (354, 0)}), True)
+        verify(cls, _result("v2_yellow", {"train": (212, 0), "test": (70, 0), "unlabelled": (354, 0)}))
     with caplog.at_level(logging.WARNING, logger="builders"):  # the datasheet's 283 green labelled images: warned
-        verify(cls, _result("v2_green", {"train": (212, 0), "test": (71, 0), "unlabelled": (408, 0)}), True)
+        verify(cls, _result("v2_green", {"train": (212, 0), "test": (71, 0), "unlabelled": (408, 0)}))
     assert "v2_green/train+test: 283 images, the official count is 282 (within the published uncertainty)" in caplog.text
     with pytest.raises(BuildError, match=r"v2_green/train\+test: 284 images"):
-        verify(cls, _result("v2_green", {"train": (213, 0), "test": (71, 0), "unlabelled": (408, 0)}), True)
+        verify(cls, _result("v2_green", {"train": (213, 0), "test": (71, 0), "unlabelled": (408, 0)}))
     with pytest.raises(BuildError, match=r"fluocells v2_red/test: 45 images, the official count is 46"):
-        verify(cls, _result("v2_red", {"train": (138, 0), "test": (45, 0), "unlabelled": (362, 0)}), True)
+        verify(cls, _result("v2_red", {"train": (138, 0), "test": (45, 0), "unlabelled": (362, 0)}))
 
 
 def test_the_counts_table_of_the_card_shows_totals_published_over_several_splits(fluocells_staged):
@@ -366,7 +366,7 @@ def test_ids_that_tie_in_natural_order_keep_one_order(tmp_path):
     from builders.fluocells import pair_files
 
     names = {"10.png": "a/10.png", "01.png": "a/01.png", "1.png": "a/1.png", "2.png": "a/2.png"}
-    assert [p[0] for p in pair_files(Tree(tmp_path), dict(names), dict(names), True)] == ["01", "1", "2", "10"]
+    assert [p[0] for p in pair_files(Tree(tmp_path), dict(names), dict(names))] == ["01", "1", "2", "10"]
 
 
 def test_an_image_with_an_exif_rotation_is_reported(caplog):
