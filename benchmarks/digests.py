@@ -34,15 +34,15 @@ def digests(repo: Path, label: str) -> list[str]:
 
 
 def builds(work: Path):
-    """(label, upstream folder writer, source id, verify) of every build compared."""
+    """(label, upstream folder writer, source id, verify, configs or None for all) of every build compared."""
     for source in REGISTRY:
         fake = importlib.import_module(f"builders.fakes.{source.replace('-', '_')}")
-        yield f"fake-{source}", lambda up, fake=fake: fake.write_archives(up), source, False
-        yield f"demo-{source}", lambda up, fake=fake: fake.write_archives(up, **getattr(fake, "DEMO_OPTIONS", {})), source, False
+        yield f"fake-{source}", lambda up, fake=fake: fake.write_archives(up), source, False, None
+        yield f"demo-{source}", lambda up, fake=fake: fake.write_archives(up, **getattr(fake, "DEMO_OPTIONS", {})), source, False, None
     samples = real_samples.samples_folder()
     if samples.is_dir():
-        yield "real-aitslab", lambda up: real_samples.write_aitslab(samples, up), "aitslab-bioimaging1", True
-        yield "real-nsd", lambda up: real_samples.write_nsd(samples, up), "nucleussegdata", True
+        yield "real-aitslab", lambda up: real_samples.write_aitslab(samples, up), "aitslab-bioimaging1", True, None
+        yield "real-nsd", lambda up: real_samples.write_nsd(samples, up), "nucleussegdata", True, ["original"]
 
 
 def main() -> int:
@@ -53,13 +53,14 @@ def main() -> int:
     work = Path(args.work).resolve()
     shutil.rmtree(work, ignore_errors=True)
     logging.getLogger("builders").setLevel(logging.ERROR)
-    for label, write, source, verify in builds(work):
+    for label, write, source, verify, configs in builds(work):
         if args.only and label not in args.only:
             continue
         upstream = work / "upstream" / label
         write(upstream)
         with no_progress_bars():
-            repo = staging.build(REGISTRY[source], out=work / "hub" / label, data_dir=upstream, verify=verify)
+            repo = staging.build(REGISTRY[source], out=work / "hub" / label, data_dir=upstream, verify=verify,
+                                  configs=configs)
         print("\n".join(digests(repo, label)), flush=True)
     return 0
 
