@@ -116,15 +116,14 @@ class SegmentationBuilder(datasets.GeneratorBasedBuilder):
     BYTES_PER_EXAMPLE: int = 4_000_000  # upper estimate of one row, uncompressed, for row-group sizing
     TAGS: tuple = ()
     # Sources whose configs overlap (NuCLS folds) are generated once, as the splits of this hidden
-    # config ("parts"); the builder fills `self.layout` {config: {split: [part, ...]}} and each
-    # published config's data_files list its parts, so nothing is stored twice.
+    # config ("parts"); staging asks the built builder's `parts_layout` which parts make each published
+    # config's splits, and each config's data_files list its parts, so nothing is stored twice.
     PARTS_CONFIG: str | None = None
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.used_archives = {}  # archive name -> sha256 of the copy used (None: an extracted folder)
         self.used_copies = {}  # archive name -> (path, archives.fingerprint) of the copy used
-        self.layout = {}  # PARTS_CONFIG builders: config -> split -> parts
 
     def __init_subclass__(cls, **kwargs):
         """Metadata written once: the module's constants, its docstring's second paragraph (DESCRIPTION) and
@@ -158,6 +157,11 @@ class SegmentationBuilder(datasets.GeneratorBasedBuilder):
         names = [c.name for c in cls.BUILDER_CONFIGS if c.name != cls.PARTS_CONFIG]
         default = cls.DEFAULT_CONFIG_NAME or names[0]
         return [default] + [n for n in names if n != default]
+
+    def parts_layout(self) -> dict:
+        """PARTS_CONFIG sources, after `download_and_prepare`: {config: {split: [part, ...]}} of the data found;
+        a published config the data has nothing for is absent."""
+        raise NotImplementedError(f"{type(self).__name__} sets PARTS_CONFIG but does not define parts_layout")
 
     def _info(self) -> datasets.DatasetInfo:
         return datasets.DatasetInfo(

@@ -394,23 +394,37 @@ class NuCLS(SegmentationBuilder):
     ]
     DEFAULT_CONFIG_NAME = "all"
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._read = None  # see _folds
+
+    def parts_layout(self) -> dict:
+        return self._folds(self.dl_manager)[3]
+
+    def _folds(self, dl_manager) -> tuple:
+        """(tree, FOV files, parts, layout) of the archive, found and checked once per builder."""
+        if self._read is None:
+            tree = self.locate(dl_manager, self.ARCHIVES["all"])
+            root, fovs, fold_files = find_fovs(tree)
+            folds = {k: {split: read_fold(tree.read(name), tree.where(name)) for split, name in files.items()}
+                     for k, files in fold_files.items()}
+            if DEBUG_FOLD not in folds:
+                warn(f"{tree.label}: no {root}train_test_splits/fold_{DEBUG_FOLD}_*.csv: no config fold_{DEBUG_FOLD}")
+            per_hospital = Counter(hospital_of(fov) for fov in fovs)
+            differences = [f"{h}: {per_hospital.get(h, 0)} (official {n})" for h, n in sorted(HOSPITAL_FOVS.items())
+                           if per_hospital.get(h, 0) != n]
+            differences += [f"{h}: {n} (no official count)" for h, n in sorted(per_hospital.items()) if h not in HOSPITAL_FOVS]
+            check_or_warn(not differences, f"{tree.label}: FOVs per hospital differ from the official counts: "
+                                           f"{'; '.join(differences)}")
+            parts, layout = fold_layout(sorted(fovs), folds, tree.label + ":" + root + "train_test_splits")
+            self._read = tree, fovs, parts, layout
+        return self._read
+
     def _split_generators(self, dl_manager):
-        tree = self.locate(dl_manager, self.ARCHIVES["all"])
-        root, fovs, fold_files = find_fovs(tree)
-        folds = {k: {split: read_fold(tree.read(name), tree.where(name)) for split, name in files.items()}
-                 for k, files in fold_files.items()}
-        if DEBUG_FOLD not in folds:
-            warn(f"{tree.label}: no {root}train_test_splits/fold_{DEBUG_FOLD}_*.csv: no config fold_{DEBUG_FOLD}")
-        per_hospital = Counter(hospital_of(fov) for fov in fovs)
-        differences = [f"{h}: {per_hospital.get(h, 0)} (official {n})" for h, n in sorted(HOSPITAL_FOVS.items())
-                       if per_hospital.get(h, 0) != n]
-        differences += [f"{h}: {n} (no official count)" for h, n in sorted(per_hospital.items()) if h not in HOSPITAL_FOVS]
-        check_or_warn(not differences, f"{tree.label}: FOVs per hospital differ from the official counts: "
-                                       f"{'; '.join(differences)}")
-        parts, self.layout = fold_layout(sorted(fovs), folds, tree.label + ":" + root + "train_test_splits")
+        tree, fovs, parts, layout = self._folds(dl_manager)
         if self.config.name != self.PARTS_CONFIG:  # one config on its own: its splits directly
             parts = {split: sorted(fov for part in members for fov in parts[part])
-                     for split, members in self.layout[self.config.name].items()}
+                     for split, members in layout[self.config.name].items()}
         return [
             datasets.SplitGenerator(name=part, gen_kwargs={"tree": tree, "fovs": [(fov, fovs[fov]) for fov in members]})
             for part, members in parts.items()

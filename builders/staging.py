@@ -142,7 +142,7 @@ def _prepare_config(builder_cls, config_name, scratch, repo_dir, data_dir, num_p
     folder = folder or config_folder(config_name)
     result = ConfigResult(config_name, folder, builder.info.copy(), [], used_archives=dict(builder.used_archives),
                           used_copies=dict(builder.used_copies),
-                          layout=builder.layout)
+                          layout=builder.parts_layout() if config_name == builder_cls.PARTS_CONFIG else {})
     written = []
     for split in builder.info.splits:
         prefix = os.path.join(build_dir, f"{builder.dataset_name}-{split}")
