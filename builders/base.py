@@ -10,8 +10,10 @@ which assembles one example from the published image bytes and a label image.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -22,6 +24,7 @@ from .errors import BuildError, note, verification, warn
 
 VERSION = "1.0.0"
 MAX_ROW_GROUP_BYTES = 100_000_000  # the Hub viewer scans at most 300 MB per request
+CARD_TEMPLATES = Path(__file__).resolve().parent.parent / "dataset_cards"
 EXIF_ORIENTATION = 0x0112  # EXIF tag that `datasets` applies (rotates the image) when decoding
 
 
@@ -115,6 +118,10 @@ class SegmentationBuilder(datasets.GeneratorBasedBuilder):
     COLUMN_DOCS: dict = {}  # meaning of each extra column / "objects.<field>", for the card's schema table
     BYTES_PER_EXAMPLE: int = 4_000_000  # upper estimate of one row, uncompressed, for row-group sizing
     TAGS: tuple = ()
+    CLASS_LABEL: str | None = None  # the ClassLabel field of `objects` the recipes, figure and statistics use
+    OBJECT_CATEGORY: str = "nucleus"  # the one category of a source without CLASS_LABEL (recipes, COCO)
+    CARD_TEMPLATE: str = ""  # the card's prose (Markdown); default dataset_cards/<REPO_NAME>.md
+    FAKES: str = ""  # module of the fake archives (tests, demo); default builders.fakes.<module name>
     # Sources whose configs overlap (NuCLS folds) are generated once, as the splits of this hidden
     # config ("parts"); staging asks the built builder's `parts_layout` which parts make each published
     # config's splits, and each config's data_files list its parts, so nothing is stored twice.
@@ -139,6 +146,8 @@ class SegmentationBuilder(datasets.GeneratorBasedBuilder):
         if "NOTES" not in cls.__dict__:
             cls.NOTES = tuple(" ".join(note.split()) for note in doc.split("NOTE:")[1:])
         cls.REPO_NAME = cls.__dict__.get("REPO_NAME") or cls.SOURCE_ID
+        package, _, name = cls.__module__.rpartition(".")
+        cls.FAKES = cls.__dict__.get("FAKES") or f"{package}.fakes.{name}"
         if cls.LICENSE in LICENSES:
             cls.LICENSE_NAME, cls.LICENSE_LINK = LICENSES[cls.LICENSE].name, LICENSES[cls.LICENSE].link
         cls.DEFAULT_WRITER_BATCH_SIZE = max(1, MAX_ROW_GROUP_BYTES // cls.BYTES_PER_EXAMPLE)
@@ -146,6 +155,16 @@ class SegmentationBuilder(datasets.GeneratorBasedBuilder):
     @classmethod
     def features(cls) -> datasets.Features:
         return schema.features(cls.EXTRA_COLUMNS, cls.EXTRA_OBJECT_FIELDS)
+
+    @classmethod
+    def card_template(cls) -> Path:
+        return Path(cls.CARD_TEMPLATE) if cls.CARD_TEMPLATE else CARD_TEMPLATES / f"{cls.REPO_NAME}.md"
+
+    @classmethod
+    def fakes(cls):
+        """The module writing this source's fake archives: `write_archives(folder, **options) -> manifest`,
+        `expected_counts(manifest)`, `DEMO_OPTIONS` (see builders/fakes/__init__.py)."""
+        return importlib.import_module(cls.FAKES)
 
     @classmethod
     def imaging(cls, config: str) -> Imaging:

@@ -1,7 +1,8 @@
 """Dataset cards: README.md (YAML metadata + body) and a figure per config (`assets/preview-<config>.jpg`),
 from a builder's metadata.
 
-The prose (what the data is, how it was made) comes from `dataset_cards/<repo name>.md`; everything
+The prose (what the data is, how it was made) comes from the builder's card template
+(`dataset_cards/<repo name>.md`); everything
 else is generated: licence, configs (default first, `default: true`), `dataset_info` with the
 builder's features and the split sizes of the staged shards, counts beside the official ones,
 the schema, the known quirks (`NOTES`), provenance (archives with SHA-256, builder version) and
@@ -24,13 +25,9 @@ from datasets.info import DatasetInfosDict
 from huggingface_hub import DatasetCard, DatasetCardData
 from PIL import Image as PILImage
 
-from .base import LICENSES, VERSION, split_total
+from .base import CARD_TEMPLATES, LICENSES, VERSION, split_total
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "dataset_cards"
-RECIPES = TEMPLATES / "recipes.md"  # "Train with PyTorch" and "COCO", with the repo id, config and classes filled in
-# The object class each source's recipes use: a ClassLabel column of `objects`, or one category for every object.
-RECIPE_LABELS = {"nucls": "super_classification"}
-RECIPE_CATEGORIES = {"fluocells": "cell"}  # else "nucleus"
+RECIPES = CARD_TEMPLATES / "recipes.md"  # "Train with PyTorch" and "COCO", with the repo id, config and classes filled in
 FIGURE_TILE, FIGURE_TILES, FIGURE_QUALITY = 256, 4, 90  # per config: its first images, each scaled to a tile
 # Outline colours of the classes in the figures (index = class index), distinct on H&E and on dark fluorescence.
 CLASS_COLOURS = np.array([(255, 40, 40), (40, 200, 40), (40, 120, 255), (255, 200, 0), (200, 60, 255), (0, 220, 220),
@@ -186,8 +183,7 @@ first = next(iter(stream))
 def recipes(builder_cls, results) -> str:
     """The "Train with PyTorch" and "COCO" sections for the default config's first split."""
     default = results[0]
-    label = RECIPE_LABELS.get(builder_cls.REPO_NAME)
-    category = RECIPE_CATEGORIES.get(builder_cls.REPO_NAME, "nucleus")
+    label, category = builder_cls.CLASS_LABEL, builder_cls.OBJECT_CATEGORY
     others = [name for name, feature in builder_cls.features()["objects"].feature.items()
               if isinstance(feature, datasets.ClassLabel) and name.endswith("_classification") and name != label]
     if label:
@@ -259,7 +255,7 @@ def statistics_section(builder_cls, results, repo_dir: str) -> str:
     """Per-split statistics computed from the staged shards (`stats.split_stats`)."""
     from .stats import split_stats
 
-    label = RECIPE_LABELS.get(builder_cls.REPO_NAME)
+    label = builder_cls.CLASS_LABEL
     names = builder_cls.features()["objects"].feature[label].names if label else []
     rows, class_rows = [], []
     for result in results:
@@ -299,7 +295,7 @@ def unverified_notice(unverified: list | None) -> str:
 
 
 def card_body(builder_cls, results, repo_dir: str, unverified: list | None = None) -> str:
-    template = TEMPLATES / f"{builder_cls.REPO_NAME}.md"
+    template = Path(builder_cls.card_template())
     prose = template.read_text(encoding="utf-8").strip() if template.exists() else builder_cls.DESCRIPTION
     used = {name: sha for r in results for name, sha in r.used_archives.items()}
     archives = "\n".join(
@@ -434,7 +430,7 @@ def config_figure(repo_dir: str, result, label: str | None = None, names: list |
 
 
 def figures_section(builder_cls, results) -> str:
-    label = RECIPE_LABELS.get(builder_cls.REPO_NAME)
+    label = builder_cls.CLASS_LABEL
     how = f"outlines coloured by `{label}` (legend below the images)" if label else "one colour per object"
     return "\n\n".join(
         f"![{r.name}: the first images of split {r.data_files[0]['split']} with their objects' outlines]"
@@ -450,7 +446,7 @@ def write_card(builder_cls, results, repo_dir: str, unverified: list | None = No
     metadata = card_metadata(builder_cls, results, repo_dir)
     card = DatasetCard(f"---\n{metadata.to_yaml()}\n---\n\n{card_body(builder_cls, results, repo_dir, unverified)}")
     card.save(os.path.join(repo_dir, "README.md"))
-    label = RECIPE_LABELS.get(builder_cls.REPO_NAME)
+    label = builder_cls.CLASS_LABEL
     names = builder_cls.features()["objects"].feature[label].names if label else None
     for result in results:
         figure = config_figure(repo_dir, result, label, names)

@@ -400,6 +400,7 @@ class FluorescentNeuronalCells(SegmentationBuilder):
           for c in ("green", "yellow", "red")],
     ]
     DEFAULT_CONFIG_NAME = "v1"
+    OBJECT_CATEGORY = "cell"
 
     @property
     def collection(self) -> str:

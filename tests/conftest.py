@@ -1,9 +1,11 @@
-"""Shared fixtures: an isolated Hugging Face cache, the real samples, fake Aitslab archives and builds."""
+"""Shared fixtures: an isolated Hugging Face cache, a loopback Hub, the real samples, and every registered source's
+fake archives and staged repo (the generic tests take the `source` fixture, one registered source id at a time)."""
 
 import os
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 # Isolate every cache before `datasets` / `huggingface_hub` are imported (they read these at import).
 _CACHE = tempfile.mkdtemp(prefix="mhd-tests-hf-")
@@ -13,6 +15,10 @@ os.environ.pop("HF_HUB_OFFLINE", None)  # it would block the loopback Hub too
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.pop("HF_TOKEN", None)  # tests that push set their own
 
+# The sources defined in tests/sources/ join the registry (builders/__init__.py), here and in the CLI processes
+# the tests start, so the generic tests run on them too.
+os.environ["MICROSCOPY_HUB_SOURCES"] = os.pathsep.join(sorted(map(str, (Path(__file__).parent / "sources").glob("*.py"))))
+
 # A loopback Hub (tests/hub_server.py): the libraries read the endpoint at import, so it starts first.
 from hub_server import HubServer  # noqa: E402
 
@@ -20,9 +26,9 @@ HUB = HubServer().start()
 os.environ["HF_ENDPOINT"] = HUB.url
 os.environ["HF_HUB_DISABLE_XET"] = "1"  # classic LFS uploads, which the loopback server speaks
 
-from pathlib import Path  # noqa: E402
-
 import pytest  # noqa: E402
+
+from builders import REGISTRY  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = Path(os.environ.get("MICROSCOPY_SAMPLES", ROOT.parent / "shared" / "samples"))
@@ -35,78 +41,105 @@ def samples() -> Path:
     return SAMPLES
 
 
-def _fake(tmp_path_factory, source: str):
-    """(folder, manifest) of the default fake archives of `source` (`builders/fakes/<source>.py`)."""
-    import importlib
-
-    folder = tmp_path_factory.mktemp(f"{source}-upstream")
-    return folder, importlib.import_module(f"builders.fakes.{source.replace('-', '_')}").write_archives(folder)
-
-
-def _staged(tmp_path_factory, source: str, upstream, verify: bool):
-    from builders import REGISTRY, staging
-
-    return staging.build(REGISTRY[source], out=tmp_path_factory.mktemp(f"{source}-hub"), data_dir=upstream, verify=verify)
-
-
-@pytest.fixture(scope="session")
-def aitslab_fake(tmp_path_factory):
-    """Fake Aitslab zips (images/ layout) and the manifest of what they hold."""
-    return _fake(tmp_path_factory, "aitslab-bioimaging1")
-
-
-@pytest.fixture(scope="session")
-def aitslab_staged(tmp_path_factory, aitslab_fake):
-    """The staged repo built from `aitslab_fake`."""
-    return _staged(tmp_path_factory, "aitslab-bioimaging1", aitslab_fake[0], verify=False)
-
-
-@pytest.fixture(scope="session")
-def nsd_fake(tmp_path_factory):
-    """Fake NucleusSegData lab zips (both versions, published counts) and their manifest."""
-    return _fake(tmp_path_factory, "nucleussegdata")
-
-
-@pytest.fixture(scope="session")
-def nsd_staged(tmp_path_factory, nsd_fake):
-    """The staged repo built from `nsd_fake`, with the official counts verified."""
-    return _staged(tmp_path_factory, "nucleussegdata", nsd_fake[0], verify=True)
-
-
-@pytest.fixture(scope="session")
-def nucls_fake(tmp_path_factory):
-    """The fake NuCLS zip holding every listed quirk, and its manifest."""
-    return _fake(tmp_path_factory, "nucls")
-
-
-@pytest.fixture(scope="session")
-def nucls_staged(tmp_path_factory, nucls_fake):
-    """The staged repo built from `nucls_fake` (its counts are not the official ones)."""
-    return _staged(tmp_path_factory, "nucls", nucls_fake[0], verify=False)
-
-
-@pytest.fixture(scope="session")
-def fluocells_fake(tmp_path_factory):
-    """Fake fluocells v1 and v2 zips with the published counts and every quirk, and their manifest."""
-    return _fake(tmp_path_factory, "fluocells")
-
-
-@pytest.fixture(scope="session")
-def fluocells_staged(tmp_path_factory, fluocells_fake):
-    """All four configs built from `fluocells_fake` with verification on: the fakes' SHA-256 stand in for the
-    published ones (v1 publishes none), so the checksums and the official counts are checked."""
+def trust(patch, cls, folder) -> None:
+    """Take the fake archives' own SHA-256 (in `folder`) as the published ones, so a verified build of them gets
+    past the checksums (archives without a published SHA-256 stay without)."""
     import dataclasses
 
-    from builders import REGISTRY
     from builders.archives import sha256_of
 
-    cls = REGISTRY["fluocells"]
-    manifest = fluocells_fake[1]
-    archives = {key: dataclasses.replace(a, sha256=a.sha256 and sha256_of(manifest[key]["archive"]))
-                for key, a in cls.ARCHIVES.items()}
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(cls, "ARCHIVES", archives)
-        return _staged(tmp_path_factory, "fluocells", fluocells_fake[0], verify=True)
+    patch.setattr(cls, "ARCHIVES", {key: dataclasses.replace(a, sha256=a.sha256 and sha256_of(Path(folder) / a.name))
+                                    for key, a in cls.ARCHIVES.items()})
+
+
+@pytest.fixture(scope="session")
+def fake(tmp_path_factory):
+    """source id -> (folder, manifest) of the source's default fake archives (its fakes module), written once."""
+    made = {}
+
+    def get(source: str):
+        if source not in made:
+            folder = tmp_path_factory.mktemp(f"{source}-upstream")
+            made[source] = folder, REGISTRY[source].fakes().write_archives(folder)
+        return made[source]
+    return get
+
+
+@pytest.fixture(scope="session")
+def staged(tmp_path_factory, fake):
+    """source id -> the repo staged from its default fakes, built once: with verification on where the fakes
+    hold the official counts (their module's `OFFICIAL`; their own SHA-256 stand in for the published ones),
+    else as --no-verify."""
+    from builders import staging
+
+    made = {}
+
+    def get(source: str):
+        if source not in made:
+            cls, (folder, _) = REGISTRY[source], fake(source)
+            verify = getattr(cls.fakes(), "OFFICIAL", False)
+            with pytest.MonkeyPatch.context() as patch:
+                if verify:
+                    trust(patch, cls, folder)
+                made[source] = staging.build(cls, out=tmp_path_factory.mktemp(f"{source}-hub"), data_dir=folder,
+                                             verify=verify)
+        return made[source]
+    return get
+
+
+@pytest.fixture(params=sorted(REGISTRY))
+def source(request) -> str:
+    """Each registered source id in turn (the generic tests): the four published ones and those of tests/sources."""
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def aitslab_fake(fake):
+    """Fake Aitslab zips (images/ layout) and the manifest of what they hold."""
+    return fake("aitslab-bioimaging1")
+
+
+@pytest.fixture(scope="session")
+def aitslab_staged(staged):
+    """The staged repo built from `aitslab_fake` (--no-verify: the fakes are not the official counts)."""
+    return staged("aitslab-bioimaging1")
+
+
+@pytest.fixture(scope="session")
+def nsd_fake(fake):
+    """Fake NucleusSegData lab zips (both versions, published counts) and their manifest."""
+    return fake("nucleussegdata")
+
+
+@pytest.fixture(scope="session")
+def nsd_staged(staged):
+    """The staged repo built from `nsd_fake`, with the official counts verified."""
+    return staged("nucleussegdata")
+
+
+@pytest.fixture(scope="session")
+def nucls_fake(fake):
+    """The fake NuCLS zip holding every listed quirk, and its manifest."""
+    return fake("nucls")
+
+
+@pytest.fixture(scope="session")
+def nucls_staged(staged):
+    """The staged repo built from `nucls_fake` (its counts are not the official ones)."""
+    return staged("nucls")
+
+
+@pytest.fixture(scope="session")
+def fluocells_fake(fake):
+    """Fake fluocells v1 and v2 zips with the published counts and every quirk, and their manifest."""
+    return fake("fluocells")
+
+
+@pytest.fixture(scope="session")
+def fluocells_staged(staged):
+    """All four configs built from `fluocells_fake` with verification on: the fakes' SHA-256 stand in for the
+    published ones (v1 publishes none), so the checksums and the official counts are checked."""
+    return staged("fluocells")
 
 
 def cli_build(*args) -> subprocess.CompletedProcess:

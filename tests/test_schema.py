@@ -9,7 +9,7 @@ import pytest
 from builders import REGISTRY, core_view, schema
 from builders.archives import Archive
 from builders.base import Imaging, OfficialCounts, SegmentationBuilder
-from builders.cards import HUB_LICENSES, TEMPLATES
+from builders.cards import HUB_LICENSES
 from builders.masks import png16
 
 
@@ -83,7 +83,7 @@ def test_registered_builder_metadata_is_complete(source):
     assert set(cls.OFFICIAL_COUNTS) <= set(cls.config_names())
     assert all(isinstance(c, OfficialCounts) for c in cls.OFFICIAL_COUNTS.values())
     assert cls.NOTES and all(len(note) > 20 for note in cls.NOTES)
-    assert (TEMPLATES / f"{cls.REPO_NAME}.md").is_file()
+    assert cls.card_template().is_file()
     documented = set(cls.EXTRA_COLUMNS) | {f"objects.{name}" for name in cls.EXTRA_OBJECT_FIELDS}
     assert set(cls.COLUMN_DOCS) == documented and all(cls.COLUMN_DOCS.values())
     features = cls.features()

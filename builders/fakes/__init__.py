@@ -1,9 +1,17 @@
 """Fake upstream archives in the exact published layouts, for the tests and `upload.py demo`.
 
-One module per source; each writes small archives whose layout, names and encodings follow
-`specs/upstream-formats.md`, including the quirks a loader must handle, and returns what the
-builder should find in them (per split: stem -> number of objects). The output is deterministic
-for a given seed (zip entries carry a fixed timestamp).
+One module per source (its builder's `FAKES`); each writes small archives whose layout, names and
+encodings follow `specs/upstream-formats.md`, including the quirks a loader must handle. The output is
+deterministic for a given seed (zip entries carry a fixed timestamp). What the generic tests and the
+demo use of a source's fakes module:
+
+- `write_archives(out_dir, **options) -> manifest`: the archives, and what they hold;
+- `expected_counts(manifest) -> {config: {split: (images, objects)}}`: what a build of them must hold;
+- `FIRST_IMAGE = (archive name, regex)`: the archive the default config reads first, and an image member of it
+  (the reliability tests corrupt it);
+- `DEMO_OPTIONS`, `SMALL_OPTIONS` (optional): options of `write_archives` for the demo, and the smallest
+  archives holding every quirk for the generic tests (else the defaults);
+- `OFFICIAL = True` (optional): the default archives hold the official counts, so their build is verified.
 """
 
 from __future__ import annotations
@@ -48,8 +56,8 @@ def write_zip(path: str | Path, members: dict[str, bytes]) -> Path:
 
 
 def write_demo_archives(source_id: str, out_dir) -> dict:
-    """Fake archives of `source_id` for the demo, from `builders/fakes/<source id with _>.py`."""
-    import importlib
+    """Fake archives of `source_id` for the demo, from its builder's fakes module (`DEMO_OPTIONS`)."""
+    from .. import REGISTRY
 
-    module = importlib.import_module(f"{__name__}.{source_id.replace('-', '_')}")
+    module = REGISTRY[source_id].fakes()
     return module.write_archives(out_dir, **getattr(module, "DEMO_OPTIONS", {}))

@@ -16,6 +16,7 @@ from ..aitslab_bioimaging1 import ARCHIVES
 from . import png_bytes, write_zip
 
 DEMO_OPTIONS = {"size": 256}  # larger images make a nicer demo preview
+FIRST_IMAGE = ("training_nuclei.zip", r"/images/.*\.png$")  # the archive read first, and an image member of it
 WELLS = ("B14", "D13", "F24", "G07", "A02", "K22", "P08", "C09")
 
 
@@ -90,3 +91,8 @@ def write_archives(out_dir, counts=None, size: int = 128, layout: str = "images"
         result["archives"][split] = write_zip(Path(out_dir) / archive.name, members)
         result["objects"][split] = objects
     return result
+
+
+def expected_counts(manifest: dict) -> dict:
+    """{config: {split: (images, objects)}} that a build of `write_archives`' archives holds."""
+    return {"default": {split: (len(objects), sum(objects.values())) for split, objects in manifest["objects"].items()}}

@@ -41,6 +41,10 @@ V1_O_NAMES = (
 PUBLISHED = {"v1": (213, 70), "green": (211, 71, 408), "yellow": (213, 70, 354), "red": (138, 46, 362)}
 V1_EMPTY = {"train": 38, "test": 12}
 DEMO_OPTIONS = {"sizes": {"v1": (6, 4), "green": (5, 2, 2), "yellow": (4, 2, 2), "red": (4, 2, 2)}}
+# The smallest archives with every quirk, for the generic tests (the default ones carry the published counts).
+SMALL_OPTIONS = {"sizes": {"v1": (3, 2), "green": (2, 1, 1), "yellow": (2, 1, 1), "red": (2, 1, 1)}}
+OFFICIAL = True  # the default archives hold the official counts: a build of them is verified
+FIRST_IMAGE = ("fluocells.zip", r"all_images/.*\.png$")  # the archive read first, and an image member of it
 SIZES = {"v1": [(64, 48)], "green": [(64, 48)], "yellow": [(64, 48)], "red": [(64, 48), (91, 68)]}  # (w, h)
 ORPHAN = "128"  # green/trainval mask without image
 SLOT = 16
@@ -219,3 +223,12 @@ def write_archives(out_dir, sizes: dict | None = None, seed: int = 0, top: str |
     for collection in ("green", "yellow", "red"):
         result[collection] = write_v2(out_dir, collection, *sizes[collection], seed=seed)
     return result
+
+
+def expected_counts(manifest: dict) -> dict:
+    """{config: {split: (images, objects)}} that a build of `write_archives`' archives holds (v2 unlabelled
+    images count no objects)."""
+    return {("v1" if key == "v1" else f"v2_{key}"): {
+        split: (len(objects), sum(n for n in objects.values() if n is not None))
+        for split, objects in entry["objects"].items() if objects}
+        for key, entry in manifest.items()}

@@ -20,6 +20,11 @@ from ..nucleussegdata import ARCHIVES
 from . import write_zip
 
 DEMO_OPTIONS = {}
+# The smallest archives with every quirk, for the generic tests (the default ones carry the published counts).
+SMALL_OPTIONS = {"size": (64, 48), "counts": {"original": {"train": [3, 5], "test_hepg2": [4], "test_huh7": [2]},
+                                              "extended": {"train": [2], "test_hepg2": [1], "test_huh7": [3]}}}
+OFFICIAL = True  # the default archives hold the official counts: a build of them is verified
+FIRST_IMAGE = ("NucleusSegData.zip", r"\.jpg$")  # the archive read first, and an image member of it
 PITCH = 8  # one nucleus per PITCH x PITCH cell
 
 # Nuclei per image in the author's numbering (specs, NucleusSegData official counts).
@@ -125,3 +130,9 @@ def write_archives(out_dir, configs=("original", "extended"), size: tuple[int, i
         result["objects"][config] = objects
         result["cell_line"][config] = cell_lines
     return result
+
+
+def expected_counts(manifest: dict) -> dict:
+    """{config: {split: (images, objects)}} that a build of `write_archives`' archives holds."""
+    return {config: {split: (len(objects), sum(objects.values())) for split, objects in splits.items()}
+            for config, splits in manifest["objects"].items()}

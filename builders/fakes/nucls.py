@@ -28,6 +28,7 @@ from ..nucls import ARCHIVES, RAW_CLASSES
 from . import noise, png_bytes, write_zip
 
 DEMO_OPTIONS = {}
+FIRST_IMAGE = ("NuCLS_dataset.zip", r"/rgb/.*\.png$")  # the archive read first, and an image member of it
 HOSPITALS = ("A2", "E2", "D8", "EW", "A7", "GM")
 TEST_FOLD = {"A2": 1, "E2": 2, "D8": 3, "EW": 4, "A7": 4, "GM": 5}  # each hospital in one test fold
 # Id pairs with unique products, those whose uint8 product would wrap onto 0 or small ids first.
@@ -302,3 +303,14 @@ def write_from_qc(out_dir, sqlite_path, fold_folder, per_slide: int | None = Non
                                                                    if e["slide"] in slides)
     result["archives"]["all"] = write_zip(Path(out_dir) / ARCHIVES["all"].name, members)
     return result
+
+
+def expected_counts(manifest: dict) -> dict:
+    """{config: {split: (images, objects)}} that a build of `write_archives`' archives holds."""
+    fovs = manifest["fovs"]
+
+    def counts(names):
+        return len(names), sum(len(fovs[name]["classes"]) for name in names)
+    return {"all": {"train": counts(list(fovs))},
+            **{f"fold_{fold}": {split: counts(names) for split, names in splits.items()}
+               for fold, splits in manifest["folds"].items()}}
