@@ -150,6 +150,7 @@ class AitslabBioimaging1(SegmentationBuilder):
     }
     BYTES_PER_EXAMPLE = 2_000_000  # 1104x1104 PNG ~0.7 MB + mask, preview and polygons
     TAGS = ("fluorescence-microscopy", "nuclei", "U2OS", "Hoechst")
+    PARSERS = {r"/annotations/.*_objects\.png$": decode_annotation}
     BUILDER_CONFIGS = [SourceConfig(name="default", description="30 / 10 / 10 images as published")]
     DEFAULT_CONFIG_NAME = "default"
 

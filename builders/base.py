@@ -20,7 +20,7 @@ import numpy as np
 
 from . import masks, schema
 from .archives import Archive, Tree, fingerprint, locate, same_copies
-from .errors import BuildError, note, verification, warn
+from .errors import BuildError, find_build_error, note, verification, warn
 
 VERSION = "1.0.0"
 MAX_ROW_GROUP_BYTES = 100_000_000  # the Hub viewer scans at most 300 MB per request
@@ -118,6 +118,7 @@ class SegmentationBuilder(datasets.GeneratorBasedBuilder):
     COLUMN_DOCS: dict = {}  # meaning of each extra column / "objects.<field>", for the card's schema table
     BYTES_PER_EXAMPLE: int = 4_000_000  # upper estimate of one row, uncompressed, for row-group sizing
     TAGS: tuple = ()
+    PARSERS: dict = {}  # archive member regex -> the function(bytes, where) parsing such files (fuzzed by the tests)
     CLASS_LABEL: str | None = None  # the ClassLabel field of `objects` the recipes, figure and statistics use
     OBJECT_CATEGORY: str = "nucleus"  # the one category of a source without CLASS_LABEL (recipes, COCO)
     CARD_TEMPLATE: str = ""  # the card's prose (Markdown); default dataset_cards/<REPO_NAME>.md
@@ -147,7 +148,8 @@ class SegmentationBuilder(datasets.GeneratorBasedBuilder):
             cls.NOTES = tuple(" ".join(note.split()) for note in doc.split("NOTE:")[1:])
         cls.REPO_NAME = cls.__dict__.get("REPO_NAME") or cls.SOURCE_ID
         package, _, name = cls.__module__.rpartition(".")
-        cls.FAKES = cls.__dict__.get("FAKES") or f"{package}.fakes.{name}"
+        if not cls.__dict__.get("FAKES") and package:  # a module of the builders package: builders/fakes/<module>.py
+            cls.FAKES = f"{package}.fakes.{name}"
         if cls.LICENSE in LICENSES:
             cls.LICENSE_NAME, cls.LICENSE_LINK = LICENSES[cls.LICENSE].name, LICENSES[cls.LICENSE].link
         cls.DEFAULT_WRITER_BATCH_SIZE = max(1, MAX_ROW_GROUP_BYTES // cls.BYTES_PER_EXAMPLE)
@@ -199,7 +201,15 @@ class SegmentationBuilder(datasets.GeneratorBasedBuilder):
 
     def _prepare_split_single(self, *args, **kwargs):
         with verification(self.config.verify):
-            yield from super()._prepare_split_single(*args, **kwargs)
+            try:
+                yield from super()._prepare_split_single(*args, **kwargs)
+            except Exception as exc:
+                # `datasets` wraps it in a DatasetGenerationError whose cause is lost on the way back from a
+                # --num-proc worker: ours goes back as it is, so the message still names the file.
+                cause = find_build_error(exc)
+                if cause is None or cause is exc:
+                    raise
+                raise cause from None
 
     def locate(self, dl_manager, archive: Archive) -> Tree:
         """The archive's files (from --data-dir or downloaded), verified; records what was used for the card."""

@@ -401,6 +401,7 @@ class FluorescentNeuronalCells(SegmentationBuilder):
     ]
     DEFAULT_CONFIG_NAME = "v1"
     OBJECT_CATEGORY = "cell"
+    PARSERS = {r"/COCO/.*\.json$": read_coco_dots}
 
     @property
     def collection(self) -> str:

@@ -386,6 +386,7 @@ class NuCLS(SegmentationBuilder):
     BYTES_PER_EXAMPLE = 1_500_000  # ~700x700 RGB PNG ~1 MB + masks, preview, ~35 objects
     TAGS = ("histopathology", "H&E", "breast-cancer", "nuclei", "nucleus-classification")
     CLASS_LABEL = "super_classification"
+    PARSERS = {r"/csv/TCGA.*\.csv$": read_nuclei, r"/train_test_splits/fold_.*\.csv$": read_fold}
     PARTS_CONFIG = "parts"
     BUILDER_CONFIGS = [
         SourceConfig(name="all", description="every FOV in split train"),

@@ -30,6 +30,8 @@ import pytest  # noqa: E402
 
 from builders import REGISTRY  # noqa: E402
 
+PUBLISHED = [source for source, cls in REGISTRY.items() if cls.__module__.startswith("builders.")]  # not tests/sources
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = Path(os.environ.get("MICROSCOPY_SAMPLES", ROOT.parent / "shared" / "samples"))
 

@@ -80,13 +80,11 @@ SECTIONS = ("## Quick start", "## Configurations and splits", "## Schema", "## K
             "## Licence", "## Citation")
 
 
-@pytest.mark.parametrize("fixture", ["aitslab_staged", "nsd_staged", "nucls_staged", "fluocells_staged"])
-def test_every_generated_card_parses_follows_the_hub_rules_and_counts_the_data(fixture, request):
-    staged = request.getfixturevalue(fixture)
+def test_every_generated_card_parses_follows_the_hub_rules_and_counts_the_data(source, staged):
+    cls, staged = REGISTRY[source], staged(source)
     card = DatasetCard.load(staged / "README.md")
     data = card.data.to_dict()
     assert metadata_problems(data) == []
-    cls = next(c for c in REGISTRY.values() if c.REPO_NAME == staged.name)
     assert [c["config_name"] for c in data["configs"]] == cls.config_names() and data["configs"][0]["default"]
     assert all(heading in card.text for heading in SECTIONS)
     assert "streaming=True" in card.text and "np.array(row[\"instance_mask\"])" in card.text
@@ -124,12 +122,10 @@ def _section(text: str, heading: str) -> str:
     return text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
 
 
-@pytest.mark.parametrize("fixture", ["aitslab_staged", "nsd_staged", "nucls_staged", "fluocells_staged"])
-def test_card_statistics_equal_those_recomputed_from_the_data(fixture, request):
+def test_card_statistics_equal_those_recomputed_from_the_data(source, staged):
     import numpy as np
 
-    staged = request.getfixturevalue(fixture)
-    cls = next(c for c in REGISTRY.values() if c.REPO_NAME == staged.name)
+    cls, staged = REGISTRY[source], staged(source)
     text = DatasetCard.load(staged / "README.md").text
     statistics = _section(text, "Statistics")
     for config in cls.config_names():
@@ -145,15 +141,14 @@ def test_card_statistics_equal_those_recomputed_from_the_data(fixture, request):
             expected = (f"| {config} | {split} | {len(rows):,} | {len(rows) - counts.size:,} | {int((counts == 0).sum()):,} "
                         f"| {int(counts.sum()):,} | {per_image} | {area} | {area_um} |")
             assert expected in statistics.splitlines(), (expected, statistics)
-            if cls.SOURCE_ID == "nucls":
-                names = ds.features["objects"].feature["super_classification"].names
-                found = [sum(o["super_classification"] == names.index(n) for r in rows for o in r["objects"]) for n in names]
+            if cls.CLASS_LABEL:
+                names = ds.features["objects"].feature[cls.CLASS_LABEL].names
+                found = [sum(o[cls.CLASS_LABEL] == names.index(n) for r in rows for o in r["objects"]) for n in names]
                 assert f"| {config} | {split} | " + " | ".join(f"{n:,}" for n in found) + " |" in statistics
 
 
-def test_cards_state_imaging_licence_duties_gating_and_size_by_distinct_images(aitslab_staged, nsd_staged,
-                                                                               nucls_staged, fluocells_staged):
-    cards = {p.name: DatasetCard.load(p / "README.md") for p in (aitslab_staged, nsd_staged, nucls_staged, fluocells_staged)}
+def test_cards_state_imaging_licence_duties_gating_and_size_by_distinct_images(staged, nucls_staged):
+    cards = {staged(source).name: DatasetCard.load(staged(source) / "README.md") for source in REGISTRY}
     nucls = cards["nucls"]
     # NuCLS: 7 configs share one copy of each FOV; the size category counts the FOVs once.
     fovs = len(load_dataset(str(nucls_staged), "all", split="train"))
@@ -168,6 +163,6 @@ def test_cards_state_imaging_licence_duties_gating_and_size_by_distinct_images(a
         assert {"cc-by-4.0": "give appropriate credit", "cc-by-sa-4.0": "share-alike", "cc0-1.0": "no conditions",
                 "other": "research purposes only"}[cls.LICENSE] in licence
         gated = card.data.to_dict().get("extra_gated_prompt")
-        assert bool(gated) == (name == "nucleussegdata") == ("This repository is gated" in licence)
+        assert bool(gated) == bool(cls.GATED_PROMPT) == ("This repository is gated" in licence)
     assert "research purposes only" in cards["nucleussegdata"].data.to_dict()["extra_gated_prompt"]
     assert metadata_problems(cards["nucleussegdata"].data.to_dict()) == []

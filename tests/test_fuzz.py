@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image as PILImage
 
-from builders import masks
+from builders import REGISTRY, masks
 from builders.aitslab_bioimaging1 import decode_annotation
 from builders.errors import BuildError
 from builders.fakes import png_bytes
@@ -245,3 +245,38 @@ def test_the_time_limit_stops_a_hanging_parser():
         with time_limit(0.05):
             while True:
                 pass
+
+
+# --- every source's declared parsers (`PARSERS`), on mutated members of its own fake archives ------------------
+
+def _members(folder, pattern: str) -> list[bytes]:
+    import re
+    import zipfile
+
+    found = []
+    for path in sorted(folder.glob("*.zip")):
+        with zipfile.ZipFile(path) as archive:
+            found += [archive.read(name) for name in sorted(archive.namelist()) if re.search(pattern, name)]
+    return found[:3]
+
+
+PARSER_CASES = [pytest.param(source, pattern, id=f"{source}-{pattern}")
+                for source, cls in REGISTRY.items() for pattern in cls.PARSERS]
+
+
+@pytest.mark.parametrize("source, pattern", PARSER_CASES)
+def test_every_parser_a_source_declares_parses_or_names_the_file(source, pattern, tmp_path_factory):
+    cls, folder = REGISTRY[source], tmp_path_factory.mktemp(f"fuzz-{source}")
+    fakes = cls.fakes()
+    fakes.write_archives(folder, **getattr(fakes, "SMALL_OPTIONS", {}))
+    valid = _members(folder, pattern)
+    assert valid, f"{source}: no member of its fake archives matches {pattern!r}"
+    parser = cls.PARSERS[pattern]
+    assert all(parse(parser, data, "fuzzed") is not None for data in valid)  # the fakes' own files parse
+
+    @settings(FUZZ)
+    @given(data=st.one_of(st.binary(max_size=300), st.sampled_from(valid).flatmap(mutated)))
+    def fuzz(data):
+        parse(parser, data, "fuzzed")
+
+    fuzz()

@@ -36,26 +36,24 @@ def _tables_equal(a, b) -> bool:
     return a.with_format("arrow")[:].equals(b.with_format("arrow")[:])
 
 
-def test_push_of_every_source_loads_and_streams_the_staged_rows(hub, aitslab_staged, nsd_staged, nucls_staged,
-                                                                fluocells_staged):
-    for staged in (aitslab_staged, nsd_staged, nucls_staged, fluocells_staged):
-        source = next(s for s, cls in REGISTRY.items() if cls.REPO_NAME == staged.name)
-        assert upload.main(["push", source, "--org", "e2e-org", "--allow-unverified", "--out", str(staged.parent)]) == 0
-        repo_id = f"e2e-org/{staged.name}"
-        _assert_hub_holds(hub, repo_id, staged)
-        # Only NucleusSegData (research use only) is gated.
-        assert hub.repos[repo_id].gated == ("auto" if source == "nucleussegdata" else False)
-        assert datasets.get_dataset_config_names(repo_id) == REGISTRY[source].config_names()
-        for config in REGISTRY[source].config_names():
-            local = load_dataset(str(staged), config)
-            remote = load_dataset(repo_id, config)
-            assert list(remote) == list(local)
-            for split in local:
-                assert _tables_equal(remote[split], local[split]), (repo_id, config, split)
-                streamed = next(iter(load_dataset(repo_id, config, split=split, streaming=True)))
-                first = local[split][0]
-                assert streamed["image_id"] == first["image_id"] and streamed["objects"] == first["objects"]
-                assert streamed["image"].tobytes() == first["image"].tobytes()
+def test_push_of_every_source_loads_and_streams_the_staged_rows(hub, source, staged):
+    staged = staged(source)
+    assert upload.main(["push", source, "--org", "e2e-org", "--allow-unverified", "--out", str(staged.parent)]) == 0
+    repo_id = f"e2e-org/{staged.name}"
+    _assert_hub_holds(hub, repo_id, staged)
+    # Only sources whose terms users must accept (NucleusSegData: research use only) are gated.
+    assert hub.repos[repo_id].gated == ("auto" if REGISTRY[source].GATED_PROMPT else False)
+    assert datasets.get_dataset_config_names(repo_id) == REGISTRY[source].config_names()
+    for config in REGISTRY[source].config_names():
+        local = load_dataset(str(staged), config)
+        remote = load_dataset(repo_id, config)
+        assert list(remote) == list(local)
+        for split in local:
+            assert _tables_equal(remote[split], local[split]), (repo_id, config, split)
+            streamed = next(iter(load_dataset(repo_id, config, split=split, streaming=True)))
+            first = local[split][0]
+            assert streamed["image_id"] == first["image_id"] and streamed["objects"] == first["objects"]
+            assert streamed["image"].tobytes() == first["image"].tobytes()
 
 
 def test_a_second_push_without_change_makes_no_commit_and_sends_nothing(hub, aitslab_staged):

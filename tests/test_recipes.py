@@ -19,6 +19,7 @@ from huggingface_hub import DatasetCard
 from PIL import Image as PILImage
 
 from builders import CORE_FEATURES, publish
+from conftest import PUBLISHED
 
 WHY = "the PyTorch and COCO recipe tests need the torch extra: pip install -e '.[test,torch]'"
 torch = pytest.importorskip("torch", reason=WHY)
@@ -30,7 +31,6 @@ from pycocotools.cocoeval import COCOeval  # noqa: E402
 from torchvision import tv_tensors  # noqa: E402
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-STAGED = ["aitslab_staged", "nsd_staged", "nucls_staged", "fluocells_staged"]
 ORG = "recipes-org"
 TARGET_LINE = re.compile(r'^REPO, CONFIG, SPLIT = "ORG/[^"]+", "[^"]+", "[^"]+"$', re.M)
 
@@ -149,13 +149,12 @@ def check_small_tiles(namespace, rows, seed: int) -> int:
     return cut
 
 
-@pytest.mark.parametrize("fixture", STAGED)
-def test_card_pytorch_recipe_batches_every_split_of_every_config(fixture, request, hub):
-    repo_id, card, configs = pushed(request.getfixturevalue(fixture))
+def test_card_pytorch_recipe_batches_every_split_of_every_config(source, staged, hub):
+    repo_id, card, configs = pushed(staged(source))
     code = blocks(card, "Train with PyTorch")[0]
     cut = 0
     for config in configs:
-        for split, local in load_dataset(str(request.getfixturevalue(fixture)), config).items():
+        for split, local in load_dataset(str(staged(source)), config).items():
             namespace = run(retarget(code, repo_id, config, split))
             assert namespace["loader"].num_workers == 2 and namespace["loader"].batch_size == 4
             check_batches(list(itertools.islice(namespace["loader"], 2)), local, namespace)
@@ -225,9 +224,8 @@ def check_coco(path: Path, local, label, rle: bool = False) -> None:
         assert self_ap(coco, "segm") == pytest.approx(1.0), path
 
 
-@pytest.mark.parametrize("fixture", STAGED)
-def test_card_coco_export_of_every_split_evaluates_to_itself(fixture, request, hub, tmp_path, monkeypatch):
-    staged = request.getfixturevalue(fixture)
+def test_card_coco_export_of_every_split_evaluates_to_itself(source, staged, hub, tmp_path, monkeypatch):
+    staged = staged(source)
     repo_id, card, configs = pushed(staged)
     code = blocks(card, "COCO")[0]
     for config in configs:
@@ -254,8 +252,8 @@ def test_readme_recipes_are_the_nucls_cards_code(nucls_staged):
         assert len(blocks(readme, heading)) >= 1
 
 
-def test_readme_several_sources_stream_as_one_and_batch(request, hub):
-    staged = {name: request.getfixturevalue(name) for name in STAGED}
+def test_readme_several_sources_stream_as_one_and_batch(staged, hub):
+    staged = {source: staged(source) for source in PUBLISHED}  # the README's code names the published sources
     for path in staged.values():
         pushed(path)
     readme = README.read_text()

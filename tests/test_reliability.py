@@ -1,5 +1,6 @@
 """Reliability through the command line (issue 8): bad upstream files, unpaired files, checksums,
-unsafe archive members, builds killed mid-way, and byte-identical rebuilds, for all four sources.
+unsafe archive members, builds killed mid-way, and byte-identical rebuilds, for every registered source
+(the cases every source gets read its fakes module: `SMALL_OPTIONS`, `FIRST_IMAGE`).
 
 Every bad input runs `upload.py build` twice, once into an empty `--out` and once over a previous good
 build: exit code 1, an `error:` line that starts with the file (archive or archive:member) and says
@@ -7,7 +8,6 @@ what is wrong, no traceback, nothing new under `--out` (the previous build byte-
 written anywhere else. The archives are small fakes (`builders/fakes`) rewritten member by member.
 """
 
-import dataclasses
 import json
 import os
 import random
@@ -28,7 +28,8 @@ import pytest
 import upload
 from builders import REGISTRY, staging
 from builders.archives import sha256_of
-from builders.fakes import aitslab_bioimaging1, fluocells, nucleussegdata, nucls, write_zip
+from builders.fakes import fluocells, nucls, write_zip
+from conftest import trust as trust_fakes
 from test_aitslab_build import tree_bytes
 from test_fluocells_build import _zip_members
 
@@ -36,23 +37,17 @@ ROOT = Path(__file__).resolve().parent.parent
 FOV = nucls.fov_name("A2", 0, 0)  # the first FOV of the fake NuCLS zip
 STEM = "MFGTMPcx7_170700090001_B14f00d0"  # the first training image of the fake Aitslab zips
 V1_NAME = fluocells.v1_names(3, 2)["train"][0]
-# The archive each source reads first, and the config that reads it.
-FIRST = {"aitslab-bioimaging1": ("training_nuclei.zip", []), "nucleussegdata": ("NucleusSegData.zip", []),
-         "nucls": ("NuCLS_dataset.zip", []), "fluocells": ("fluocells.zip", ["--config", "v1"])}
-IMAGES = {"training_nuclei.zip": r"/images/.*\.png$", "NucleusSegData.zip": r"\.jpg$", "NuCLS_dataset.zip": r"/rgb/.*\.png$",
-          "fluocells.zip": r"all_images/.*\.png$"}  # an image member of each of those archives
+# The archive each source's default config reads first, and an image member of it (its fakes module says).
+FIRST = {source: cls.fakes().FIRST_IMAGE for source, cls in REGISTRY.items()}
 
 
 @pytest.fixture(scope="module")
 def upstream(tmp_path_factory):
-    """Small fake archives of all four sources in one folder (as a user's --data-dir would be)."""
+    """Small fake archives of every source in one folder (as a user's --data-dir would be)."""
     folder = tmp_path_factory.mktemp("upstream")
-    aitslab_bioimaging1.write_archives(folder)
-    nucleussegdata.write_archives(folder, size=(64, 48), counts={
-        "original": {"train": [3, 5], "test_hepg2": [4], "test_huh7": [2]},
-        "extended": {"train": [2], "test_hepg2": [1], "test_huh7": [3]}})
-    nucls.write_archives(folder)
-    fluocells.write_archives(folder, sizes={"v1": (3, 2), "green": (2, 1, 1), "yellow": (2, 1, 1), "red": (2, 1, 1)})
+    for cls in REGISTRY.values():
+        fakes = cls.fakes()
+        fakes.write_archives(folder, **getattr(fakes, "SMALL_OPTIONS", {}))
     return folder
 
 
@@ -71,8 +66,7 @@ def cli(capsys, *args) -> tuple[int, str]:
 def trust(monkeypatch, upstream):
     """Take the fakes' own SHA-256 as the published ones, so a verified build gets past the checksums."""
     for cls in REGISTRY.values():
-        monkeypatch.setattr(cls, "ARCHIVES", {key: dataclasses.replace(a, sha256=a.sha256 and sha256_of(upstream / a.name))
-                                              for key, a in cls.ARCHIVES.items()})
+        trust_fakes(monkeypatch, cls, upstream)
 
 
 def files_under(folder: Path) -> set:
@@ -167,8 +161,10 @@ def member(source, archive, pattern, new, problem, case, extra=()):
 
 
 def every_source(edit, problem, case):
-    """A case per source, `edit(up, archive)` applied to the archive the source reads first."""
-    return [pytest.param(s, lambda up, s=s: edit(up, FIRST[s][0]), problem, FIRST[s][1], id=f"{case}-{s}") for s in FIRST]
+    """A case per source, `edit(up, archive, image member pattern)` applied to the archive its default config
+    reads first (only that config is built)."""
+    return [pytest.param(s, lambda up, s=s: edit(up, *FIRST[s]), problem, ["--config", REGISTRY[s].config_names()[0]],
+                         id=f"{case}-{s}") for s in FIRST]
 
 
 NOT_AN_IMAGE = b"<html><body>404 Not Found</body></html>\n"
@@ -176,15 +172,19 @@ UNREADABLE = ": not a readable image"
 AITSLAB, NSD, NUCLS, YELLOW = "training_nuclei.zip", "NucleusSegData.zip", "NuCLS_dataset.zip", "yellow.zip"
 V2_YELLOW = ["--config", "v2_yellow"]
 BAD = [  # (source, edit of the data folder -> the file as the error names it, what the error says, extra args)
-    *every_source(truncate_archive, ": not a readable zip archive", "truncated-zip"),
-    *every_source(lambda up, archive: corrupt_member(up, archive, IMAGES[archive]), "", "corrupt-member"),
-    *every_source(lambda up, archive: add_member(up, archive, "../escaped.txt"), " has a path outside the archive",
+    *every_source(lambda up, archive, image: truncate_archive(up, archive), ": not a readable zip archive", "truncated-zip"),
+    *every_source(corrupt_member, "", "corrupt-member"),
+    *every_source(lambda up, archive, image: add_member(up, archive, "../escaped.txt"), " has a path outside the archive",
                   "member-dotdot"),
-    *every_source(lambda up, archive: add_member(up, archive, str(up.parent / "escaped.txt")),
+    *every_source(lambda up, archive, image: add_member(up, archive, str(up.parent / "escaped.txt")),
                   " has a path outside the archive", "member-absolute"),
-    *every_source(lambda up, archive: add_member(up, archive, "images/link.png", str(up.parent / "target").encode(),
-                                                 mode=0o120777), " is a symbolic link", "member-symlink"),
-    *every_source(lambda up, archive: change(up, archive, IMAGES[archive], NOT_AN_IMAGE), UNREADABLE, "not-an-image"),
+    *every_source(lambda up, archive, image: add_member(up, archive, "images/link.png", str(up.parent / "target").encode(),
+                                                        mode=0o120777), " is a symbolic link", "member-symlink"),
+    *every_source(lambda up, archive, image: change(up, archive, image, NOT_AN_IMAGE), UNREADABLE, "not-an-image"),
+    # in a --num-proc worker too (the error used to come back as a bare DatasetGenerationError)
+    *[pytest.param(*case.values[:3], [*case.values[3], "--num-proc", "2"], id=f"{case.id}-num-proc-2")
+      for case in every_source(lambda up, archive, image: change(up, archive, image, NOT_AN_IMAGE), UNREADABLE,
+                               "not-an-image")],
     member("aitslab-bioimaging1", AITSLAB, "_objects.png", NOT_AN_IMAGE, UNREADABLE, "not-an-image-aitslab-annotation"),
     member("nucls", NUCLS, "/mask/", NOT_AN_IMAGE, UNREADABLE, "not-an-image-nucls-mask"),
     member("fluocells", YELLOW, "masks/", NOT_AN_IMAGE, UNREADABLE, "not-an-image-fluocells-mask", V2_YELLOW),

@@ -79,6 +79,7 @@ class TinyCells(SegmentationBuilder):
     FAKES = __name__
     OBJECT_CATEGORY = "cell"
     BYTES_PER_EXAMPLE = 100_000
+    PARSERS = {r"/masks/.*\.png$": decode_labels}
     TAGS = ("fluorescence-microscopy", "cells")
     BUILDER_CONFIGS = [SourceConfig(name="default", description="the split lists as published")]
 
