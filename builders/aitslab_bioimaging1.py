@@ -39,17 +39,17 @@ ARCHIVES = {
     "train": Archive(
         "training_nuclei.zip", _ZENODO + "training_nuclei.zip",
         "df075941f4e561f9ef82d4c48d22cf97e3627a0b63fa136675197614813fff90", "training_nuclei",
-        manual="https://zenodo.org/records/6657260",
+        manual="https://zenodo.org/records/6657260", holds=("images", "annotations"),
     ),
     "validation": Archive(
         "development_nuclei.zip", _ZENODO + "development_nuclei.zip",
         "722530a93fd5b67f61d52964651c715be6227c1c0508c4c95ef2b04b52fc1dd1", "development_nuclei",
-        manual="https://zenodo.org/records/6657260",
+        manual="https://zenodo.org/records/6657260", holds=("images", "annotations"),
     ),
     "test": Archive(
         "test_nuclei.zip", _ZENODO + "test_nuclei.zip",
         "377dc719c4eaf9bfa30273f7e3a4042d98dbbfc4a1c4af2a467879237bff592f", "test_nuclei",
-        manual="https://zenodo.org/records/6657260",
+        manual="https://zenodo.org/records/6657260", holds=("images", "annotations"),
     ),
 }
 

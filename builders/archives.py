@@ -4,7 +4,7 @@ An `Archive` is one published file (name, official URL, SHA-256, and the top fol
 to). `locate` returns a readable `Tree` for it:
 
 - with `--data-dir DIR` (`dl_manager.manual_dir`): the archive as published (`DIR/**/<name>`) or
-  its extracted tree (`DIR/**/<folder>/`), or, where the archive's name is not published, the one
+  its extracted tree (`DIR/**/<folder>/` holding the archive's `holds` or `contains` folders), or, where the archive's name is not published, the one
   folder or zip below DIR that holds its `contains` folders; no network;
 - otherwise the official URL through the `datasets` DownloadManager (cached between runs).
 
@@ -38,6 +38,9 @@ class Archive:
     # published): with --data-dir, any folder holding all of them, or zip containing them, is taken.
     contains: tuple = ()
     identify: Callable[[Tree], bool] | None = None  # for such a copy: is it this archive (not another version)?
+    # Folder names an extracted copy holds (at any depth), where `contains` is not given: a folder of the
+    # archive's folder name without them (another source's `images/`, a staged output) is not taken for it.
+    holds: tuple = ()
 
 
 def sha256_of(path: str | os.PathLike) -> str:
@@ -232,7 +235,7 @@ def _from_data_dir(data_dir: str, archive: Archive, exclude: set) -> Tree:
         raise BuildError(f"--data-dir {data_dir}: no such folder")
     found = (
         _search(data_dir, archive.name, want_dir=False)
-        or _search(data_dir, archive.folder, want_dir=True, holding=archive.contains)
+        or _search(data_dir, archive.folder, want_dir=True, holding=archive.contains or archive.holds)
         or (_search_contents(data_dir, archive, exclude) if archive.contains else None)
     )
     if not found:

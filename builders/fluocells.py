@@ -63,11 +63,14 @@ ARCHIVES = {
     "v1": Archive("fluocells.zip", V1_RECORD + "1/fluocells.zip", None, "fluocells", manual=V1_RECORD,
                   contains=("all_images", "all_masks")),
     "green": Archive("green.zip", V2_RECORD + "28/green.zip",
-                     "7760c3c55d236c17f2225a0a63e8e61a86c93d0645c7188bbe9652f22f520517", "green", manual=V2_RECORD),
+                     "7760c3c55d236c17f2225a0a63e8e61a86c93d0645c7188bbe9652f22f520517", "green", manual=V2_RECORD,
+                     holds=("trainval", "images")),
     "yellow": Archive("yellow.zip", V2_RECORD + "27/yellow.zip",
-                      "08048f5c71d4afa726cc54fd887a06cc6894aff62f6704ff5a8c15aa2f9946ca", "yellow", manual=V2_RECORD),
+                      "08048f5c71d4afa726cc54fd887a06cc6894aff62f6704ff5a8c15aa2f9946ca", "yellow", manual=V2_RECORD,
+                      holds=("trainval", "images")),
     "red": Archive("red.zip", V2_RECORD + "29/red.zip",
-                   "0a9a2ac9dbdd7222cadf44a7846f61f9d0adb08cf09b801efb917a76e8704533", "red", manual=V2_RECORD),
+                   "0a9a2ac9dbdd7222cadf44a7846f61f9d0adb08cf09b801efb917a76e8704533", "red", manual=V2_RECORD,
+                   holds=("trainval", "images")),
 }
 
 # collection -> (marker, marked structure)

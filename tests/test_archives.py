@@ -78,3 +78,16 @@ def test_locate_verifies_a_published_checksum_or_warns_with_no_verify(tmp_path, 
     right = Archive("things.zip", ARCHIVE.url, sha256_of(zip_path), "things")
     assert locate(manager, right).files == ["g.txt"]
     assert zip_path.exists()  # a user's own file is never deleted, even on mismatch
+
+
+def test_an_extracted_folder_is_recognised_by_its_contents_not_by_its_name(tmp_path):
+    archive = Archive("things.zip", ARCHIVE.url, None, "things", holds=("images", "masks"))
+    manager = SimpleNamespace(manual_dir=str(tmp_path))
+    (tmp_path / "a" / "things").mkdir(parents=True)  # e.g. a staged output or another source's folder of that name
+    (tmp_path / "a" / "things" / "README.md").write_text("not the archive")
+    with pytest.raises(BuildError, match=r"neither things.zip nor an extracted things/ folder"):
+        locate(manager, archive)
+    for sub in ("images", "masks"):
+        (tmp_path / "b" / "things" / "set" / sub).mkdir(parents=True)
+        (tmp_path / "b" / "things" / "set" / sub / "1.png").write_bytes(b"x")
+    assert locate(manager, archive).path == str(tmp_path / "b" / "things")  # the one holding images/ and masks/

@@ -80,10 +80,17 @@ def test_registered_builder_metadata_is_complete(source):
     for archive in cls.ARCHIVES.values():
         assert archive.url.startswith("https://") or archive.manual.startswith("https://")
         assert archive.sha256 is None or re.fullmatch(r"[0-9a-f]{64}", archive.sha256)
+        assert archive.contains or archive.holds  # an extracted folder is recognised by its contents, not its name
     assert set(cls.OFFICIAL_COUNTS) <= set(cls.config_names())
     assert all(isinstance(c, OfficialCounts) for c in cls.OFFICIAL_COUNTS.values())
     assert cls.NOTES and all(len(note) > 20 for note in cls.NOTES)
     assert cls.card_template().is_file()
+    fakes = cls.fakes()  # what the generic tests and the demo need of its fakes module
+    assert callable(fakes.write_archives) and callable(fakes.expected_counts)
+    archive, image = fakes.FIRST_IMAGE
+    assert archive in {a.name for a in cls.ARCHIVES.values()} and re.compile(image)
+    assert all(callable(parser) and re.compile(pattern) for pattern, parser in cls.PARSERS.items())
+    assert cls.CLASS_LABEL is None or isinstance(cls.features()["objects"].feature[cls.CLASS_LABEL], datasets.ClassLabel)
     documented = set(cls.EXTRA_COLUMNS) | {f"objects.{name}" for name in cls.EXTRA_OBJECT_FIELDS}
     assert set(cls.COLUMN_DOCS) == documented and all(cls.COLUMN_DOCS.values())
     features = cls.features()

@@ -33,7 +33,7 @@ from builders.fakes import png_bytes, write_zip
 
 HOMEPAGE = "https://example.org/tiny-cells"
 ARCHIVES = {"default": Archive("tiny_cells.zip", "https://example.org/tiny-cells/tiny_cells.zip", None, "tiny_cells",
-                               manual=HOMEPAGE)}
+                               manual=HOMEPAGE, holds=("images", "masks", "metadata"))}
 CITATION = """\
 @misc{tinycells,
   title = {Tiny Cells, a test source},
