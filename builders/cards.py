@@ -1,8 +1,8 @@
 """Dataset cards: README.md (YAML metadata + body) and a figure per config (`assets/preview-<config>.jpg`),
 from a builder's metadata.
 
-The prose (what the data is, how it was made) comes from the builder's card template
-(`dataset_cards/<repo name>.md`); everything
+The layout (sections, table headers) is `dataset_cards/card.md`, a `string.Template`; the prose (what
+the data is, how it was made) comes from the builder's card template (`dataset_cards/<repo name>.md`); everything
 else is generated: licence, configs (default first, `default: true`), `dataset_info` with the
 builder's features and the split sizes of the staged shards, counts beside the official ones,
 the schema, the known quirks (`NOTES`), provenance (archives with SHA-256, builder version) and
@@ -27,6 +27,7 @@ from PIL import Image as PILImage
 
 from .base import CARD_TEMPLATES, LICENSES, VERSION, split_total
 
+CARD = CARD_TEMPLATES / "card.md"  # the card's layout: sections and the tables' headers
 RECIPES = CARD_TEMPLATES / "recipes.md"  # "Train with PyTorch" and "COCO", with the repo id, config and classes filled in
 FIGURE_TILE, FIGURE_TILES, FIGURE_QUALITY = 256, 4, 90  # per config: its first images, each scaled to a tile
 # Outline colours of the classes in the figures (index = class index), distinct on H&E and on dark fluorescence.
@@ -294,79 +295,49 @@ def unverified_notice(unverified: list | None) -> str:
             f"{what}\n\n")
 
 
-def card_body(builder_cls, results, repo_dir: str, unverified: list | None = None) -> str:
-    template = Path(builder_cls.card_template())
-    prose = template.read_text(encoding="utf-8").strip() if template.exists() else builder_cls.DESCRIPTION
+def provenance_rows(builder_cls, results) -> str:
     used = {name: sha for r in results for name, sha in r.used_archives.items()}
-    archives = "\n".join(
+    return "\n".join(
         f"| `{a.name}` | {a.url or a.manual} | `{a.sha256 or 'not published'}` "
         f"| {'`' + used[a.name] + '`' if used.get(a.name) else 'extracted folder (not hashed)' if a.name in used else '–'} |"
         for a in builder_cls.ARCHIVES.values()
     )
-    notes = "\n".join(f"- {note}" for note in builder_cls.NOTES)
-    license_line = f"[{builder_cls.LICENSE_NAME}]({builder_cls.LICENSE_LINK})" if builder_cls.LICENSE_LINK else builder_cls.LICENSE_NAME
-    duties = LICENSES[builder_cls.LICENSE].duties if builder_cls.LICENSE in LICENSES else ""
+
+
+def licence_section(builder_cls) -> str:
+    name = f"[{builder_cls.LICENSE_NAME}]({builder_cls.LICENSE_LINK})" if builder_cls.LICENSE_LINK else builder_cls.LICENSE_NAME
+    terms = f" {builder_cls.LICENSE_TERMS}" if builder_cls.LICENSE_TERMS else ""
+    duties = f" {LICENSES[builder_cls.LICENSE].duties}" if builder_cls.LICENSE in LICENSES else ""
     gated = (f"\n\nThis repository is gated: the Hub asks you to accept the terms above before it lets you download "
              f"the files, because the authors provide the data {builder_cls.GATED_REASON}. Log in "
              f"(`hf auth login`) after accepting them on the dataset page; `load_dataset` then works as usual."
              if builder_cls.GATED_PROMPT else "")
-    return f"""# {builder_cls.PRETTY_NAME}
+    return f"{name} (`{builder_cls.LICENSE}`).{terms} Cite the authors when you use the data.{duties}{gated}"
 
-{unverified_notice(unverified)}{figures_section(builder_cls, results)}
 
-{prose}
-
-## Quick start
-
-{quick_start(builder_cls, results)}
-
-{recipes(builder_cls, results)}
-
-## Configurations and splits
-
-| config | split | images | official images | objects | official objects |
-|---|---|---|---|---|---|
-{chr(10).join(counts_rows(builder_cls, results))}
-
-`~` marks an approximate official count. The first config is the default.
-
-## Statistics
-
-{statistics_section(builder_cls, results, repo_dir)}
-
-## Imaging
-
-{imaging_section(builder_cls, results)}
-
-## Schema
-
-| column | feature | meaning |
-|---|---|---|
-{chr(10).join(schema_rows(builder_cls))}
-
-## Known quirks and how they are handled
-
-{notes}
-
-## Provenance
-
-Built by `builders/{builder_cls.__module__.rsplit('.', 1)[-1]}.py` version {VERSION} from the upstream archives exactly as published
-({builder_cls.HOMEPAGE}):
-
-| archive | URL | published SHA-256 | SHA-256 of the copy this was built from |
-|---|---|---|---|
-{archives}
-
-## Licence
-
-{license_line} (`{builder_cls.LICENSE}`).{' ' + builder_cls.LICENSE_TERMS if builder_cls.LICENSE_TERMS else ''} Cite the authors when you use the data.{' ' + duties if duties else ''}{gated}
-
-## Citation
-
-```bibtex
-{builder_cls.CITATION.strip()}
-```
-"""
+def card_body(builder_cls, results, repo_dir: str, unverified: list | None = None) -> str:
+    """The card's Markdown: `dataset_cards/card.md` with each section filled in from the builder and the shards."""
+    template = Path(builder_cls.card_template())
+    prose = template.read_text(encoding="utf-8").strip() if template.exists() else builder_cls.DESCRIPTION
+    return Template(CARD.read_text(encoding="utf-8")).substitute(
+        pretty_name=builder_cls.PRETTY_NAME,
+        unverified=unverified_notice(unverified),
+        figures=figures_section(builder_cls, results),
+        prose=prose,
+        quick_start=quick_start(builder_cls, results),
+        recipes=recipes(builder_cls, results),
+        counts="\n".join(counts_rows(builder_cls, results)),
+        statistics=statistics_section(builder_cls, results, repo_dir),
+        imaging=imaging_section(builder_cls, results),
+        schema="\n".join(schema_rows(builder_cls)),
+        notes="\n".join(f"- {note}" for note in builder_cls.NOTES),
+        module=builder_cls.__module__.rsplit(".", 1)[-1],
+        version=VERSION,
+        homepage=builder_cls.HOMEPAGE,
+        archives=provenance_rows(builder_cls, results),
+        licence=licence_section(builder_cls),
+        citation=builder_cls.CITATION.strip(),
+    )
 
 
 def split_files(repo: str, entry) -> list[str]:
