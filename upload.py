@@ -132,6 +132,11 @@ def cmd_check(args) -> int:
 
 
 def cmd_list(args) -> int:
+    if args.markdown:
+        from builders.cards import sources_table
+
+        print(sources_table(_registry().values()))
+        return 0
     for source, cls in _registry().items():
         print(f"{source}  (Hub repo: {cls.REPO_NAME})")
         print(f"  {cls.PRETTY_NAME}")
@@ -219,6 +224,7 @@ def parser() -> argparse.ArgumentParser:
     check.set_defaults(run=cmd_check)
 
     listing = commands.add_parser("list", help="show sources, configs, licences and upstream URLs")
+    listing.add_argument("--markdown", action="store_true", help="as the README's table of sources")
     listing.set_defaults(run=cmd_list)
 
     demo = commands.add_parser("demo", help="offline demo: fake archives -> build -> check for every source",

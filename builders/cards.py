@@ -143,6 +143,22 @@ def _number(value) -> str:
     return "–" if value is None else f"{value:,}"
 
 
+def sources_table(classes) -> str:
+    """The README's table of sources, one row per config, from each builder's metadata and official counts."""
+    rows = ["| source id | config (default first) | official images (objects) per split | licence | upstream |",
+            "|---|---|---|---|---|"]
+    for cls in classes:
+        for n, config in enumerate(cls.config_names()):
+            official = cls.OFFICIAL_COUNTS.get(config)
+            counts = ", ".join(f"{split} {images:,}" + (f" ({objects:,}{'~' if official.objects_approximate else ''})"
+                                                         if objects is not None else "")
+                               for split, (images, objects) in official.splits.items()) if official else "–"
+            licence = cls.LICENSE if cls.LICENSE != "other" else f"other: {cls.LICENSE_NAME}"
+            first = (f"`{cls.SOURCE_ID}`", f"[{licence}]({cls.LICENSE_LINK})", cls.HOMEPAGE) if n == 0 else ("", "", "")
+            rows.append(f"| {first[0]} | `{config}` | {counts} | {first[1]} | {first[2]} |")
+    return "\n".join(rows)
+
+
 def counts_rows(builder_cls, results) -> list[str]:
     rows = []
     for result in results:

@@ -166,3 +166,12 @@ def test_cards_state_imaging_licence_duties_gating_and_size_by_distinct_images(s
         assert bool(gated) == bool(cls.GATED_PROMPT) == ("This repository is gated" in licence)
     assert "research purposes only" in cards["nucleussegdata"].data.to_dict()["extra_gated_prompt"]
     assert metadata_problems(cards["nucleussegdata"].data.to_dict()) == []
+
+
+def test_the_readme_table_of_sources_is_generated_from_the_builders_metadata():
+    from builders.cards import sources_table
+    from conftest import PUBLISHED, ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- end of the generated table -->")[0].rsplit("tests/test_cards.py checks it -->\n", 1)[1]
+    assert block.strip() == sources_table([REGISTRY[s] for s in PUBLISHED]), "run `python upload.py list --markdown`"
