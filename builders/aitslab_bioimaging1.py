@@ -166,11 +166,8 @@ class AitslabBioimaging1(SegmentationBuilder):
         for stem, image_name, annotation_name in pairs:
             image_bytes = tree.read(image_name)
             image = masks.decode_image(image_bytes, tree.where(image_name))
-            labels = decode_annotation(tree.read(annotation_name), tree.where(annotation_name))
-            if labels.shape != (image.height, image.width):
-                raise BuildError(
-                    f"{tree.where(annotation_name)}: annotation is {labels.shape[1]}x{labels.shape[0]} "
-                    f"but its image is {image.width}x{image.height}"
-                )
+            where = tree.where(annotation_name)
+            labels = masks.require_image_size(decode_annotation(tree.read(annotation_name), where), image, where,
+                                              "annotation")
             yield stem, self.row(stem, image_bytes, image_name, image, labels, **name_fields(stem, tree.where(image_name)))
 

@@ -58,6 +58,14 @@ def decode_image(data: bytes, name: str) -> PILImage.Image:
     return image
 
 
+def require_image_size(labels: np.ndarray, image: PILImage.Image, name: str, what: str = "mask") -> np.ndarray:
+    """`labels` if it has the image's size, else `BuildError` naming the file (`name`) and both sizes."""
+    if labels.shape != (image.height, image.width):
+        raise BuildError(f"{name}: {what} is {labels.shape[1]}x{labels.shape[0]} but its image is "
+                         f"{image.width}x{image.height}")
+    return labels
+
+
 def labels_from_colours(rgb: np.ndarray, name: str = "annotation") -> np.ndarray:
     """Colour-coded annotation (H, W, 3) -> uint16 label image; black is background.
 

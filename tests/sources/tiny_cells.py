@@ -104,10 +104,8 @@ class TinyCells(SegmentationBuilder):
         for stem, image_name, mask_name in pairs:
             image_bytes = tree.read(image_name)
             image = masks.decode_image(image_bytes, tree.where(image_name))
-            labels = decode_labels(tree.read(mask_name), tree.where(mask_name))
-            if labels.shape != (image.height, image.width):
-                raise BuildError(f"{tree.where(mask_name)}: mask is {labels.shape[1]}x{labels.shape[0]} but its image "
-                                 f"is {image.width}x{image.height}")
+            where = tree.where(mask_name)
+            labels = masks.require_image_size(decode_labels(tree.read(mask_name), where), image, where)
             yield stem, self.row(stem, image_bytes, image_name, image, labels)
 
 
