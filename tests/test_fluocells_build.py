@@ -14,7 +14,7 @@ from datasets import load_dataset
 from PIL import Image as PILImage
 from skimage import measure
 
-from builders import REGISTRY, core_view, schema, staging
+from builders import REGISTRY, staging
 from builders.errors import BuildError
 from builders.fakes import fluocells as fake
 from builders.fakes import write_zip
@@ -291,26 +291,6 @@ def test_read_coco_dots_reads_the_authors_layout_and_names_what_is_wrong():
         read_coco_dots(json.dumps({"annotations": [{"image_id": "7", "dots": [[1.5, 2]]}]}).encode(), "c.json")
     with pytest.raises(BuildError, match=r"c.json: annotations\[1\]: a second annotation for image '7'"):
         read_coco_dots(json.dumps({"annotations": [{"image_id": "7", "dots": []}] * 2}).encode(), "c.json")
-
-
-def test_core_columns_of_all_four_sources_are_identical_and_concatenate(
-        aitslab_staged, nsd_staged, nucls_staged, fluocells_staged):
-    parts = [
-        load_dataset(str(aitslab_staged), split="train"),
-        load_dataset(str(nsd_staged), "original", split="test_huh7"),
-        load_dataset(str(nucls_staged), "all", split="train"),
-        load_dataset(str(fluocells_staged), "v2_green", split="test"),
-        load_dataset(str(fluocells_staged), "v2_green", split="unlabelled").select(range(3)),
-    ]
-    for ds in parts:
-        assert {name: ds.features[name] for name in schema.CORE_COLUMNS if name != "objects"} == {
-            name: schema.CORE_FEATURES[name] for name in schema.CORE_COLUMNS if name != "objects"}
-    joined = datasets.concatenate_datasets([core_view(ds) for ds in parts])
-    assert joined.features == schema.CORE_FEATURES and len(joined) == sum(len(ds) for ds in parts)
-    assert list(joined["image_id"]) == [i for ds in parts for i in ds["image_id"]]
-    offset = sum(len(ds) for ds in parts[:3])
-    assert joined[offset]["objects"] == [{k: o[k] for k in schema.CORE_OBJECT_FIELDS} for o in parts[3][0]["objects"]]
-    assert joined[len(joined) - 1]["instance_mask"] is None  # an unlabelled fluocells row
 
 
 def _result(config, counts, empty=None):

@@ -82,3 +82,24 @@ def test_the_verification_policy_reaches_the_checks_made_while_generating(tmp_pa
         repo = staging.build(_CheckingWhileGenerating, out=tmp_path / "relaxed", data_dir=folder, num_proc=num_proc,
                              verify=False)
     assert (repo / "README.md").is_file()
+
+
+def test_the_core_columns_of_every_split_of_every_source_are_identical_and_concatenate(staged):
+    import datasets
+    from datasets import load_dataset
+
+    from builders import core_view, schema
+
+    parts = [ds for source in REGISTRY for config in REGISTRY[source].config_names()
+             for ds in load_dataset(str(staged(source)), config).values()]
+    core = {name: schema.CORE_FEATURES[name] for name in schema.CORE_COLUMNS if name != "objects"}
+    for ds in parts:
+        assert {name: ds.features[name] for name in core} == core
+    joined = datasets.concatenate_datasets([core_view(ds) for ds in parts])
+    assert joined.features == schema.CORE_FEATURES and len(joined) == sum(len(ds) for ds in parts)
+    assert list(joined["image_id"]) == [i for ds in parts for i in ds["image_id"]]
+    offset = 0
+    for ds in parts:
+        assert joined[offset]["objects"] == [{k: o[k] for k in schema.CORE_OBJECT_FIELDS} for o in ds[0]["objects"]]
+        offset += len(ds)
+    assert None in joined.with_format("arrow")["instance_mask"].to_pylist()  # unlabelled rows (fluocells v2) too
