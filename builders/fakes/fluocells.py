@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image as PILImage
 
-from ..fluocells import ARCHIVES, V1_TEST
+from ..fluocells import ARCHIVES, OFFICIAL_COUNTS, V1_TEST
 from . import noise, png_bytes, write_zip
 
 # The 20 real v1 names ending in `_o` (4 are in the official test list).
@@ -37,9 +37,22 @@ V1_O_NAMES = (
     "Mar41S3C1R1_DMl_200x_o.png", "Mar41S3C1R1_DMr_200x_o.png", "Mar41S3C3R3_VLPAGl_200x_o.png",
     "Mar42S2C2R2_DMr_200x_o.png", "Mar42S2C4R2_VLPAGr_200x_o.png", "Mar43S1C5R3_DMr_200x_o.png",
 )
-# Published sizes: v1 (train, test) and empty masks; v2 (trainval images, test, unlabelled).
-PUBLISHED = {"v1": (213, 70), "green": (211, 71, 408), "yellow": (213, 70, 354), "red": (138, 46, 362)}
-V1_EMPTY = {"train": 38, "test": 12}
+# Published sizes, from the builder's official counts: v1 (train, test) and empty masks; v2 (trainval images, test,
+# unlabelled). Only the sum of green's and of yellow's trainval and test is published: these test sizes are ours.
+V2_TEST = {"green": 71, "yellow": 70}
+
+
+def _published() -> dict:
+    sizes = {"v1": tuple(OFFICIAL_COUNTS["v1"].splits[split][0] for split in ("train", "test"))}
+    for collection in ("green", "yellow", "red"):
+        splits = {key: images for key, (images, _) in OFFICIAL_COUNTS[f"v2_{collection}"].splits.items()}
+        test = splits.get("test", V2_TEST.get(collection))
+        sizes[collection] = (splits.get("train", splits.get("train+test", 0) - test), test, splits["unlabelled"])
+    return sizes
+
+
+PUBLISHED = _published()
+V1_EMPTY = OFFICIAL_COUNTS["v1"].empty
 DEMO_OPTIONS = {"sizes": {"v1": (6, 4), "green": (5, 2, 2), "yellow": (4, 2, 2), "red": (4, 2, 2)}}
 # The smallest archives with every quirk, for the generic tests (the default ones carry the published counts).
 SMALL_OPTIONS = {"sizes": {"v1": (3, 2), "green": (2, 1, 1), "yellow": (2, 1, 1), "red": (2, 1, 1)}}
