@@ -4,8 +4,11 @@ A source module starts with its metadata constants (homepage, licence, citation,
 SHA-256, official counts, known quirks as `NOTES`) and defines a short subclass of
 `SegmentationBuilder` that sets them as class attributes and implements `_split_generators` and
 `_generate_examples`. The base provides `_info` (core schema + the source's extra fields), the
-`verify` config flag (off with `--no-verify`) as the verification policy, Parquet row groups bounded in bytes, and `row`,
-which assembles one example from the published image bytes and a label image.
+`verify` config flag (off with `--no-verify`) as the verification policy of the builder's work, Parquet
+row groups bounded in bytes, `locate` (an archive's files, recorded for the card), and `row`, which
+assembles one example from the published image bytes and a label image. A source's card template and
+fakes module are found from its names (`card_template`, `fakes`); sources whose configs overlap
+implement `parts_layout`. See CONTRIBUTING.md.
 """
 
 from __future__ import annotations
