@@ -91,7 +91,7 @@ def staged(tmp_path_factory, fake):
 
 @pytest.fixture(params=sorted(REGISTRY))
 def source(request) -> str:
-    """Each registered source id in turn (the generic tests): the four published ones and those of tests/sources."""
+    """Each registered source id in turn (the generic tests): those of the builders package and of tests/sources."""
     return request.param
 
 
