@@ -13,6 +13,9 @@ What each source is built from (written into `--out`, kept for the next run):
 - NuCLS: a replica made by `builders.fakes.nucls.write_from_qc` from the real QC database and fold files:
   the real FOV names, sizes and nuclei (boxes, types, classes), synthetic H&E-like pixels;
 - fluocells v1: a replica (only 8 real images exist), 283 x 1600x1200 with the published counts.
+- any other registered source (one without an entry in `SOURCES`, such as the tests' own): its fakes module's
+  archives (demo options; `--tiny`: small options), and a floor read by the builder's own split and example
+  generators (`builder_reader`; no scaling, the fakes have one size).
 
 The samples folder is `$MICROSCOPY_SAMPLES`, else `../shared/samples` beside the project folder; without
 it the first three fall back to replicas written by the test generators (`builders/fakes`: Aitslab
@@ -56,6 +59,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable, Iterator
 
 import numpy as np
@@ -260,18 +264,19 @@ def write_fluocells_replica(out: Path, fraction: float, tiny: bool, samples: Pat
 @dataclass(frozen=True)
 class Data:
     """One way of making a source's archives: `kind` names it in the report and in the scratch folder."""
-    kind: str  # "real": the real files; "qc": a replica from real metadata; "replica": synthetic
+    kind: str  # "real": the real files; "qc": a replica from real metadata; "replica": synthetic; "fake": its fakes
     write: Callable[[Path, float, bool, Path | None], None]
     made_of: str  # what the full-size data is, for the report
     tiny: str  # what the --tiny data is
     needs: tuple[str, ...] = ()  # sample paths it reads (relative to the samples folder)
+    scales: bool = True  # whether `write` honours the fraction (else scaling builds only the whole)
 
 
 @dataclass(frozen=True)
 class Source:
     read: Callable[[Path], Iterator[tuple[str, str, bytes, Callable]]]
     config: str  # the config built and read
-    split: str  # the split streamed
+    split: str | None  # the split streamed (None: the config's first)
     data: tuple[Data, ...]  # the first whose samples are present is used; the last needs none
 
     def choose(self, samples: Path | None) -> Data:
@@ -320,6 +325,43 @@ SOURCES = {
              "replica: 10 synthetic 64x48 images"),
     )),
 }
+
+
+def builder_reader(name: str) -> Callable[[Path], Iterator[tuple[str, str, bytes, Callable]]]:
+    """The floor's reader for a source without one of its own: the builder's own split and example generators,
+    with `row` keeping the decoded label image instead of assembling a row (no outlines, previews or masks).
+    Unlike the readers above, it decodes the labels before the floor asks for them, and whatever the builder
+    does before `row` (for NuCLS: the outline check) is counted in the floor."""
+    def read(out: Path):
+        cls = REGISTRY[name]
+        with tempfile.TemporaryDirectory() as cache, verification(False):
+            builder = cls(config_name=cls.config_names()[0], data_dir=str(out), cache_dir=cache)
+            builder.row = lambda image_id, image_bytes, image_name, image, labels, **_: (image_name, image_bytes, labels)
+            for generator in builder._split_generators(SimpleNamespace(manual_dir=str(out))):
+                for image_id, (image_name, image_bytes, labels) in builder._generate_examples(**generator.gen_kwargs):
+                    yield image_id, image_name, image_bytes, lambda image, labels=labels: labels
+    return read
+
+
+def source_of(name: str) -> Source:
+    """The benchmark of a registered source: its entry above, else its fakes module's archives (demo options;
+    small ones with --tiny) read by the builder itself."""
+    if name in SOURCES:
+        return SOURCES[name]
+    fakes = REGISTRY[name].fakes()
+
+    def write(out: Path, fraction: float, tiny: bool, samples: Path | None = None) -> None:
+        fakes.write_archives(out, **getattr(fakes, "SMALL_OPTIONS" if tiny else "DEMO_OPTIONS", {}))
+    return Source(builder_reader(name), REGISTRY[name].config_names()[0], None, (
+        Data("fake", write, "its fakes module's archives (demo options): no full-size data is written for it",
+             "its fakes module's archives (small options)", scales=False),))
+
+
+def first_split(staged: Path, config: str) -> str:
+    from huggingface_hub import DatasetCard
+
+    configs = DatasetCard.load(staged / "README.md").data.to_dict()["configs"]
+    return next(c for c in configs if c["config_name"] == config)["data_files"][0]["split"]
 
 
 # ---- measurements ----
@@ -387,7 +429,7 @@ def build(name: str, data: Path, out: Path, num_proc: int = 1) -> dict:
     command = [sys.executable, str(ROOT / "upload.py"), "build", name, "--data-dir", str(data), "--out", str(out),
                "--no-verify", "--num-proc", str(num_proc)]
     if REGISTRY[name].PARTS_CONFIG is None:
-        command += ["--config", SOURCES[name].config]
+        command += ["--config", source_of(name).config]
     result = timed_child(command, ROOT)
     staged = out / REGISTRY[name].REPO_NAME
     result["staged_mb"] = sum(p.stat().st_size for p in staged.rglob("*") if p.is_file()) / 1e6
@@ -405,7 +447,7 @@ def floor(name: str, data: Path) -> dict:
     by the builders' own functions. The images are decoded by `masks.decode_image`, as the builders do (their
     size shapes the annotation), but timed apart: that decoding is not in the floor."""
     start, decoding, count = time.perf_counter(), 0.0, 0
-    for _, image_name, image_bytes, labels_of in SOURCES[name].read(data):
+    for _, image_name, image_bytes, labels_of in source_of(name).read(data):
         started = time.perf_counter()
         image = masks.decode_image(image_bytes, image_name)
         decoding += time.perf_counter() - started
@@ -422,7 +464,7 @@ def naive(name: str, data: Path, work: Path) -> dict:
                                   "mask": datasets.Image()})
 
     def generate(data):
-        for image_id, _, image_bytes, labels_of in SOURCES[name].read(data):
+        for image_id, _, image_bytes, labels_of in source_of(name).read(data):
             image = PILImage.open(io.BytesIO(image_bytes))
             yield {"image_id": image_id, "image": np.asarray(image), "mask": labels_of(image)}
 
@@ -456,10 +498,11 @@ def reading(name: str, staged: Path, work: Path) -> dict:
     import datasets
     from datasets.distributed import split_dataset_by_node
 
-    source = SOURCES[name]
+    source = source_of(name)
+    split = source.split or first_split(staged, source.config)
 
     def stream(**options):
-        return datasets.load_dataset(str(staged), source.config, split=source.split, streaming=True, **options)
+        return datasets.load_dataset(str(staged), source.config, split=split, streaming=True, **options)
 
     ids, stream_seconds = _decode_rows(stream())
     _, columns_seconds = _decode_rows(stream(columns=["image", "instance_mask"]))
@@ -504,10 +547,11 @@ def python_blocks(markdown: str, heading: str) -> list[str]:
 def loader_code(name: str, staged: Path, workers: int) -> str:
     """The README's DataLoader code with only the repo (the staged folder), config, split, the source's `LABEL`
     (from its own card: the README's is NuCLS's) and, for 0 workers, `num_workers` substituted."""
-    source = SOURCES[name]
+    source = source_of(name)
+    split = source.split or first_split(staged, source.config)
     code = python_blocks(README.read_text(encoding="utf-8"), TRAIN_HEADING)[0]
     label = LABEL_LINE.search(python_blocks((staged / "README.md").read_text(encoding="utf-8"), TRAIN_HEADING)[0])
-    for pattern, replacement in ((TARGET_LINE, f"REPO, CONFIG, SPLIT = {str(staged)!r}, {source.config!r}, {source.split!r}"),
+    for pattern, replacement in ((TARGET_LINE, f"REPO, CONFIG, SPLIT = {str(staged)!r}, {source.config!r}, {split!r}"),
                                  (LABEL_LINE, label.group(0)), (WORKERS_LINE, f"num_workers={workers}")):
         code, count = pattern.subn(lambda _: replacement, code)
         assert count == 1, f"the README's {TRAIN_HEADING!r} code no longer has one {pattern.pattern!r}"
@@ -553,9 +597,9 @@ def archive_mb(folder: Path) -> float:
 
 
 def run_source(name: str, work: Path, tiny: bool, samples: Path | None, log) -> dict:
-    data = SOURCES[name].choose(samples)
+    data = source_of(name).choose(samples)
     full = archives(name, data, work, 1.0, tiny, samples)
-    fallback = data is not SOURCES[name].data[0]
+    fallback = data is not source_of(name).data[0]
     log(f"{name}: {data.kind} data in {full}" + (" (its real samples were not found: replica)" if fallback else ""))
     result = {"data": data.kind, "made_of": data.tiny if tiny else data.made_of, "archive_mb": archive_mb(full),
               "load_at_start": os.getloadavg(), "start_up_s": start_up()}
@@ -577,7 +621,7 @@ def run_source(name: str, work: Path, tiny: bool, samples: Path | None, log) -> 
     result["num_proc_2"] = build(name, full, work / "hub-np2", num_proc=2)
     shutil.rmtree(work / "hub-np2", ignore_errors=True)
     result["scaling"] = []
-    for fraction in FRACTIONS:
+    for fraction in FRACTIONS if data.scales else (1.0,):
         folder = full if fraction == 1.0 else archives(name, data, work, fraction, tiny, samples)
         measured = result["build"] if fraction == 1.0 else build(name, folder, work / "hub-scale")
         result["scaling"].append({"images": measured["rows"], "seconds": measured["seconds"], "peak_rss_mb": measured["peak_rss_mb"]})
@@ -746,7 +790,8 @@ def report(results: dict, info: dict, run: dict, tiny: bool) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tiny", action="store_true", help="a few real files and tiny replicas (seconds), for the tests")
-    parser.add_argument("--sources", nargs="+", choices=list(SOURCES), default=list(SOURCES))
+    parser.add_argument("--sources", nargs="+", choices=list(REGISTRY), default=list(REGISTRY),
+                        help="registered source ids (default: all; those without an entry in SOURCES use their fakes)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "scratch"), help="archives written and builds (kept)")
     parser.add_argument("--results", default=None, help="markdown report (default benchmarks/RESULTS.md, "
                                                         "or <out>/RESULTS.md with --tiny)")

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from builders import REGISTRY
+
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / "benchmarks" / "run.py"
 TORCH = all(importlib.util.find_spec(name) for name in ("torch", "torchvision"))  # the torch extra
@@ -46,10 +48,13 @@ def test_the_benchmark_runs_on_real_samples_and_tiny_replicas_and_reports_every_
     assert "Code measured: commit `" in report
     everything = json.loads((tmp_path / "RESULTS.json").read_text())
     results = everything["results"]
-    assert sorted(results) == ["aitslab-bioimaging1", "fluocells", "nucleussegdata", "nucls"]
-    # The real files where they exist: Aitslab and NucleusSegData pixels, the NuCLS QC database; fluocells a replica.
+    assert sorted(results) == sorted(REGISTRY)  # every registered source, the one of tests/sources too
+    # The real files where they exist: Aitslab and NucleusSegData pixels, the NuCLS QC database; fluocells a replica;
+    # a source without an entry of its own (the test source), its fakes.
     assert {name: r["data"] for name, r in results.items()} == {
-        "aitslab-bioimaging1": "real", "nucleussegdata": "real", "nucls": "qc", "fluocells": "replica"}
+        "aitslab-bioimaging1": "real", "nucleussegdata": "real", "nucls": "qc", "fluocells": "replica",
+        **{name: "fake" for name in REGISTRY if name not in ("aitslab-bioimaging1", "nucleussegdata", "nucls",
+                                                             "fluocells")}}
     assert everything["run"]["samples_found"] and everything["run"]["code"]["commit"]
     assert [results["aitslab-bioimaging1"]["images"], results["nucleussegdata"]["images"]] == [5, 5]
     assert results["nucls"]["images"] == 20
@@ -82,18 +87,28 @@ def test_without_the_samples_the_benchmark_falls_back_to_replicas_and_says_so(tm
     assert result["images"] == result["floor"]["images"] == 37
 
 
-@pytest.mark.parametrize("name", ["aitslab-bioimaging1", "nucleussegdata", "nucls", "fluocells"])
+@pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_every_way_of_writing_a_source_gives_archives_its_reader_and_the_floor_read(run, name, tmp_path):
     """Each writer (real samples, QC database, replica) at the tiny size: the builder's finders see every image
     and the floor decodes them all with the builders' functions. Real-sample writers skip without the samples."""
     samples = run.real_samples.samples_folder()
-    for data in run.SOURCES[name].data:
+    for data in run.source_of(name).data:
         if data.needs and not all((samples / p).exists() for p in data.needs):
             continue  # covered where the samples are present
         folder = tmp_path / data.kind
         folder.mkdir()
         data.write(folder, 1.0, True, samples if data.needs else None)
-        ids = [image_id for image_id, *_ in run.SOURCES[name].read(folder)]
+        ids = [image_id for image_id, *_ in run.source_of(name).read(folder)]
         assert ids and len(ids) == len(set(ids)), (name, data.kind)
         measured = run.floor(name, folder)
         assert measured["images"] == len(ids) and measured["seconds"] > 0, (name, data.kind)
+        # a hand-written floor reader decodes exactly what the builder decodes (the generic reader is the builder's)
+        if name in run.SOURCES:
+            import numpy as np
+
+            from builders import masks
+
+            ours = {i: (b, labels(masks.decode_image(b, n))) for i, n, b, labels in run.SOURCES[name].read(folder)}
+            theirs = {i: (b, labels(None)) for i, n, b, labels in run.builder_reader(name)(folder)}
+            assert sorted(ours) == sorted(theirs), (name, data.kind)
+            assert all(ours[i][0] == theirs[i][0] and np.array_equal(ours[i][1], theirs[i][1]) for i in ours), name
