@@ -141,8 +141,7 @@ def cmd_list(args) -> int:
         print(f"{source}  (Hub repo: {cls.REPO_NAME})")
         print(f"  {cls.PRETTY_NAME}")
         print(f"  configs: {', '.join(cls.config_names())} (default first)")
-        license_text = cls.LICENSE if cls.LICENSE != "other" else f"other: {cls.LICENSE_NAME}"
-        print(f"  licence: {license_text}  {cls.LICENSE_LINK}")
+        print(f"  licence: {cls.license_label()}  {cls.LICENSE_LINK}")
         print(f"  homepage: {cls.HOMEPAGE}")
         for archive in cls.ARCHIVES.values():
             print(f"  archive: {archive.name}  {archive.url or '(download by hand: ' + archive.manual + ')'}")

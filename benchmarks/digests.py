@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib
 import logging
 import os
 import shutil
@@ -25,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from builders import REGISTRY, staging  # noqa: E402
 from builders.errors import no_progress_bars  # noqa: E402
-from builders.fakes import real_samples  # noqa: E402
+from builders.fakes import real_samples, write_fakes  # noqa: E402
 
 
 def digests(repo: Path, label: str) -> list[str]:
@@ -35,10 +34,10 @@ def digests(repo: Path, label: str) -> list[str]:
 
 def builds(work: Path):
     """(label, upstream folder writer, source id, verify, configs or None for all) of every build compared."""
-    for source in REGISTRY:
-        fake = importlib.import_module(f"builders.fakes.{source.replace('-', '_')}")
-        yield f"fake-{source}", lambda up, fake=fake: fake.write_archives(up), source, False, None
-        yield f"demo-{source}", lambda up, fake=fake: fake.write_archives(up, **getattr(fake, "DEMO_OPTIONS", {})), source, False, None
+    for source, cls in REGISTRY.items():
+        for options in ("default", "demo"):
+            yield (f"{'fake' if options == 'default' else 'demo'}-{source}",
+                   lambda up, cls=cls, options=options: write_fakes(cls, up, options), source, False, None)
     samples = real_samples.samples_folder()
     if samples.is_dir():
         yield "real-aitslab", lambda up: real_samples.write_aitslab(samples, up), "aitslab-bioimaging1", True, None

@@ -76,7 +76,7 @@ from builders.fakes import aitslab_bioimaging1 as fake_aitslab  # noqa: E402
 from builders.fakes import fluocells as fake_fluocells  # noqa: E402
 from builders.fakes import nucleussegdata as fake_nsd  # noqa: E402
 from builders.fakes import nucls as fake_nucls  # noqa: E402
-from builders.fakes import real_samples  # noqa: E402
+from builders.fakes import real_samples, write_fakes  # noqa: E402
 
 FRACTIONS = (0.25, 0.5, 1.0)
 TARGETS = {"build/floor": 1.5, "naive/build": 3.0, "nucls peak RSS MB": 1024, "num-proc speed-up": 1.7,
@@ -348,10 +348,8 @@ def source_of(name: str) -> Source:
     small ones with --tiny) read by the builder itself."""
     if name in SOURCES:
         return SOURCES[name]
-    fakes = REGISTRY[name].fakes()
-
     def write(out: Path, fraction: float, tiny: bool, samples: Path | None = None) -> None:
-        fakes.write_archives(out, **getattr(fakes, "SMALL_OPTIONS" if tiny else "DEMO_OPTIONS", {}))
+        write_fakes(REGISTRY[name], out, "small" if tiny else "demo")
     return Source(builder_reader(name), REGISTRY[name].config_names()[0], None, (
         Data("fake", write, "its fakes module's archives (demo options): no full-size data is written for it",
              "its fakes module's archives (small options)", scales=False),))

@@ -162,6 +162,11 @@ class SegmentationBuilder(datasets.GeneratorBasedBuilder):
         return schema.features(cls.EXTRA_COLUMNS, cls.EXTRA_OBJECT_FIELDS)
 
     @classmethod
+    def license_label(cls) -> str:
+        """The Hub licence id, or for "other" the licence's name (`other: <name>`)."""
+        return cls.LICENSE if cls.LICENSE != "other" else f"other: {cls.LICENSE_NAME}"
+
+    @classmethod
     def card_template(cls) -> Path:
         return Path(cls.CARD_TEMPLATE) if cls.CARD_TEMPLATE else CARD_TEMPLATES / f"{cls.REPO_NAME}.md"
 

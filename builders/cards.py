@@ -153,8 +153,7 @@ def sources_table(classes) -> str:
             counts = ", ".join(f"{split} {images:,}" + (f" ({objects:,}{'~' if official.objects_approximate else ''})"
                                                          if objects is not None else "")
                                for split, (images, objects) in official.splits.items()) if official else "–"
-            licence = cls.LICENSE if cls.LICENSE != "other" else f"other: {cls.LICENSE_NAME}"
-            first = (f"`{cls.SOURCE_ID}`", f"[{licence}]({cls.LICENSE_LINK})", cls.HOMEPAGE) if n == 0 else ("", "", "")
+            first = (f"`{cls.SOURCE_ID}`", f"[{cls.license_label()}]({cls.LICENSE_LINK})", cls.HOMEPAGE) if n == 0 else ("", "", "")
             rows.append(f"| {first[0]} | `{config}` | {counts} | {first[1]} | {first[2]} |")
     return "\n".join(rows)
 
@@ -333,7 +332,7 @@ def licence_section(builder_cls) -> str:
 
 def card_body(builder_cls, results, repo_dir: str, unverified: list | None = None) -> str:
     """The card's Markdown: `dataset_cards/card.md` with each section filled in from the builder and the shards."""
-    template = Path(builder_cls.card_template())
+    template = builder_cls.card_template()
     prose = template.read_text(encoding="utf-8").strip() if template.exists() else builder_cls.DESCRIPTION
     return Template(CARD.read_text(encoding="utf-8")).substitute(
         pretty_name=builder_cls.PRETTY_NAME,

@@ -57,12 +57,14 @@ def trust(patch, cls, folder) -> None:
 @pytest.fixture(scope="session")
 def fake(tmp_path_factory):
     """source id -> (folder, manifest) of the source's default fake archives (its fakes module), written once."""
+    from builders.fakes import write_fakes
+
     made = {}
 
     def get(source: str):
         if source not in made:
             folder = tmp_path_factory.mktemp(f"{source}-upstream")
-            made[source] = folder, REGISTRY[source].fakes().write_archives(folder)
+            made[source] = folder, write_fakes(REGISTRY[source], folder)
         return made[source]
     return get
 

@@ -20,7 +20,7 @@ from PIL import Image as PILImage
 from builders import REGISTRY, masks
 from builders.aitslab_bioimaging1 import decode_annotation
 from builders.errors import BuildError
-from builders.fakes import png_bytes
+from builders.fakes import png_bytes, write_fakes
 from builders.fluocells import read_binary_mask, read_coco_dots
 from builders.nucleussegdata import parse_matrix
 from builders.nucls import CSV_COLUMNS, RAW_CLASSES, decode_mask, read_fold, read_nuclei
@@ -267,8 +267,7 @@ PARSER_CASES = [pytest.param(source, pattern, id=f"{source}-{pattern}")
 @pytest.mark.parametrize("source, pattern", PARSER_CASES)
 def test_every_parser_a_source_declares_parses_or_names_the_file(source, pattern, tmp_path_factory):
     cls, folder = REGISTRY[source], tmp_path_factory.mktemp(f"fuzz-{source}")
-    fakes = cls.fakes()
-    fakes.write_archives(folder, **getattr(fakes, "SMALL_OPTIONS", {}))
+    write_fakes(cls, folder, "small")
     valid = _members(folder, pattern)
     assert valid, f"{source}: no member of its fake archives matches {pattern!r}"
     parser = cls.PARSERS[pattern]

@@ -28,7 +28,7 @@ import pytest
 import upload
 from builders import REGISTRY, staging
 from builders.archives import sha256_of
-from builders.fakes import fluocells, nucls, write_zip
+from builders.fakes import fluocells, nucls, write_fakes, write_zip
 from conftest import trust as trust_fakes
 from test_aitslab_build import tree_bytes
 from test_fluocells_build import _zip_members
@@ -46,8 +46,7 @@ def upstream(tmp_path_factory):
     """Small fake archives of every source in one folder (as a user's --data-dir would be)."""
     folder = tmp_path_factory.mktemp("upstream")
     for cls in REGISTRY.values():
-        fakes = cls.fakes()
-        fakes.write_archives(folder, **getattr(fakes, "SMALL_OPTIONS", {}))
+        write_fakes(cls, folder, "small")
     return folder
 
 

@@ -55,9 +55,16 @@ def write_zip(path: str | Path, members: dict[str, bytes]) -> Path:
     return path
 
 
+def write_fakes(builder_cls, out_dir, options: str = "default") -> dict:
+    """The fake archives of `builder_cls` (its fakes module) into `out_dir`, with the defaults or the module's
+    `DEMO_OPTIONS` ("demo") or `SMALL_OPTIONS` ("small"; the defaults where it has none); returns the manifest."""
+    module = builder_cls.fakes()
+    chosen = {} if options == "default" else getattr(module, f"{options.upper()}_OPTIONS", {})
+    return module.write_archives(out_dir, **chosen)
+
+
 def write_demo_archives(source_id: str, out_dir) -> dict:
-    """Fake archives of `source_id` for the demo, from its builder's fakes module (`DEMO_OPTIONS`)."""
+    """Fake archives of `source_id` for the demo (its fakes module's `DEMO_OPTIONS`)."""
     from .. import REGISTRY
 
-    module = REGISTRY[source_id].fakes()
-    return module.write_archives(out_dir, **getattr(module, "DEMO_OPTIONS", {}))
+    return write_fakes(REGISTRY[source_id], out_dir, "demo")
