@@ -23,7 +23,7 @@ import numpy as np
 
 from . import masks, schema
 from .archives import Archive, Tree, fingerprint, locate, same_copies
-from .errors import BuildError, find_build_error, note, verification, warn
+from .errors import BuildError, note, raise_build_error, verification, warn
 
 VERSION = "1.0.0"
 MAX_ROW_GROUP_BYTES = 100_000_000  # the Hub viewer scans at most 300 MB per request
@@ -213,11 +213,9 @@ class SegmentationBuilder(datasets.GeneratorBasedBuilder):
                 yield from super()._prepare_split_single(*args, **kwargs)
             except Exception as exc:
                 # `datasets` wraps it in a DatasetGenerationError whose cause is lost on the way back from a
-                # --num-proc worker: ours goes back as it is, so the message still names the file.
-                cause = find_build_error(exc)
-                if cause is None or cause is exc:
-                    raise
-                raise cause from None
+                # --num-proc worker: ours goes back instead, so the message still names the file.
+                raise_build_error(exc)
+                raise
 
     def locate(self, dl_manager, archive: Archive) -> Tree:
         """The archive's files (from --data-dir or downloaded), verified; records what was used for the card."""

@@ -74,6 +74,14 @@ def find_build_error(exc: BaseException) -> "BuildError | None":
     return None
 
 
+def raise_build_error(exc: BaseException) -> None:
+    """Raise the `BuildError` behind `exc` (`datasets` wraps errors raised while generating) as a `BuildError` of
+    its message, which also survives the trip back from a --num-proc worker; return if there is none."""
+    cause = find_build_error(exc)
+    if cause is not None and cause is not exc:
+        raise BuildError(str(cause)) from exc
+
+
 @contextlib.contextmanager
 def no_progress_bars():
     """`datasets` progress bars off inside the block (as they were after it): for work that is not the user's

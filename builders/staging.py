@@ -27,7 +27,7 @@ from . import cards, schema
 from .archives import same_copies
 from .stats import split_stats
 from .base import MAX_ROW_GROUP_BYTES, split_total
-from .errors import BuildError, check_or_warn, find_build_error, no_progress_bars, relaxed_checks, verification, warn
+from .errors import BuildError, check_or_warn, no_progress_bars, raise_build_error, relaxed_checks, verification, warn
 
 try:
     import fcntl
@@ -259,10 +259,8 @@ def build(builder_cls, out="hub", data_dir=None, configs=None, num_proc=None, ve
                 else:
                     results = [_prepare_config(builder_cls, c, scratch, repo_dir, data_dir, num_proc, verify) for c in configs]
             except Exception as exc:  # `datasets` wraps errors raised while generating: surface ours as they are
-                cause = find_build_error(exc)
-                if cause is None or cause is exc:
-                    raise
-                raise BuildError(str(cause)) from exc
+                raise_build_error(exc)
+                raise
             problem = same_copies({name: copy for r in results for name, copy in r.used_copies.items()})
             if problem:  # configs built from one file copied under two archives' names
                 raise BuildError(problem)
