@@ -348,6 +348,7 @@ def source_of(name: str) -> Source:
     small ones with --tiny) read by the builder itself."""
     if name in SOURCES:
         return SOURCES[name]
+
     def write(out: Path, fraction: float, tiny: bool, samples: Path | None = None) -> None:
         write_fakes(REGISTRY[name], out, "small" if tiny else "demo")
     return Source(builder_reader(name), REGISTRY[name].config_names()[0], None, (
